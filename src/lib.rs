@@ -1,0 +1,3 @@
+//! subgpt: a Telegram channel's subscribers get a personal AI assistant.
+//!
+//! The binary in `main.rs` only parses the command line and wires these modules together.
