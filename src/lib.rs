@@ -1,3 +1,15 @@
 //! subgpt: a Telegram channel's subscribers get a personal AI assistant.
 //!
-//! The binary in `main.rs` only parses the command line and wires these modules together.
+//! One update's way: `server` (webhook) → `bot::dispatch` (a FIFO per user) → `gate`
+//! (subscription layer) → `bot` (commands, conversation) → `openai`, `telegram`, `store`.
+//! The binary in `main.rs` only parses the command line and wires these together.
+
+pub mod bot;
+pub mod config;
+pub mod gate;
+pub mod openai;
+pub mod run;
+pub mod server;
+pub mod store;
+pub mod telegram;
+pub mod telemetry;

@@ -1,0 +1,118 @@
+//! The subscription gate: a `tower::Layer` that lets an update reach the bot only when its
+//! sender is subscribed to the gating channel(s), and keeps the decision cache fresh from
+//! `chat_member` updates.
+
+mod check;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use tower::{Layer, Service};
+
+pub use check::{Decision, Gate, Source};
+
+use crate::bot::{self, texts};
+use crate::telegram::{ParseMode, Update};
+
+/// Wraps a service so only subscribers' updates reach it.
+#[derive(Clone)]
+pub struct GateLayer {
+    gate: Arc<Gate>,
+}
+
+impl GateLayer {
+    /// The layer around `gate`.
+    pub fn new(gate: Arc<Gate>) -> Self {
+        GateLayer { gate }
+    }
+}
+
+impl<S> Layer<S> for GateLayer {
+    type Service = GateService<S>;
+    fn layer(&self, inner: S) -> GateService<S> {
+        GateService { gate: Arc::clone(&self.gate), inner }
+    }
+}
+
+/// The gate around an update service.
+#[derive(Clone)]
+pub struct GateService<S> {
+    gate: Arc<Gate>,
+    inner: S,
+}
+
+impl<S> Service<Update> for GateService<S>
+where
+    S: Service<Update, Response = (), Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = ();
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<(), Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, update: Update) -> Self::Future {
+        let gate = Arc::clone(&self.gate);
+        // The clone is the one that was polled ready; keep a fresh clone for next time.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            if gate.admit(&update).await {
+                inner.call(update).await
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+impl Gate {
+    /// Decides whether `update` goes on to the bot; answers the user itself when not.
+    async fn admit(&self, update: &Update) -> bool {
+        if let Some(change) = &update.chat_member {
+            self.observe(change).await;
+            return false;
+        }
+        let Some(message) = update.private_message() else { return true };
+        let Some(user) = message.from.as_ref() else { return true };
+        let chat = message.chat.id;
+        let command = message.text.as_deref().and_then(bot::command).map(|(name, _)| name);
+        if matches!(command, Some("start" | "help")) {
+            return true;
+        }
+        if self.config().is_admin(user.id) {
+            self.count(Decision::Allowed, Source::Admin);
+            return true;
+        }
+        let fresh = command == Some("subscribe");
+        let (decision, source) = self.check(user.id, fresh).await;
+        self.count(decision, source);
+        match decision {
+            // `/subscribe` from a subscriber is answered by the bot, which lists what they can do.
+            Decision::Allowed => true,
+            Decision::Refused => {
+                self.tell(chat, &texts::not_subscribed(self.config())).await;
+                false
+            }
+            Decision::Unknown => {
+                self.tell(chat, texts::CANNOT_VERIFY).await;
+                false
+            }
+            Decision::Misconfigured => {
+                self.tell(chat, texts::GATE_MISCONFIGURED).await;
+                false
+            }
+        }
+    }
+
+    async fn tell(&self, chat: i64, html: &str) {
+        if let Err(e) = self.telegram().send_message(chat, html, Some(ParseMode::Html)).await {
+            tracing::error!(error = %e, "could not send the gate's answer");
+        }
+    }
+}

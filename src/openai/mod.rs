@@ -1,0 +1,89 @@
+//! The assistant: OpenAI behind one type with two implementations — Responses +
+//! Conversations (OpenAI keeps the conversation) and Chat Completions (the bot keeps it).
+
+mod chat;
+mod http;
+mod responses;
+
+use std::sync::Arc;
+
+pub use chat::ChatAssistant;
+pub use http::{OpenAi, OpenAiError};
+pub use responses::ResponsesAssistant;
+
+use crate::config::{ApiMode, Config};
+use crate::store::kv::Kv;
+
+/// Who said a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+}
+
+/// The model's answer and what it cost.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub text: String,
+    /// `usage.total_tokens`, when the upstream reported it.
+    pub total_tokens: Option<u64>,
+}
+
+/// The assistant in the mode configured. Cheap to clone.
+#[derive(Clone)]
+pub enum Assistant {
+    Responses(Arc<ResponsesAssistant>),
+    Chat(Arc<ChatAssistant>),
+}
+
+impl Assistant {
+    /// The assistant for `config`, keeping per-user state in `kv`.
+    pub fn new(config: &Config, kv: Kv) -> Self {
+        let api = OpenAi::new(config);
+        let ns = format!("subgpt:{}", config.bot_id());
+        match config.openai_api_mode {
+            ApiMode::Responses => Assistant::Responses(Arc::new(ResponsesAssistant::new(api, kv, ns, config))),
+            ApiMode::Chat => Assistant::Chat(Arc::new(ChatAssistant::new(api, kv, ns, config))),
+        }
+    }
+
+    /// Answers `text` from `user`, continuing their conversation.
+    pub async fn reply(&self, user: i64, text: &str) -> Result<Reply, OpenAiError> {
+        match self {
+            Assistant::Responses(a) => a.reply(user, text).await,
+            Assistant::Chat(a) => a.reply(user, text).await,
+        }
+    }
+
+    /// The current conversation, oldest first; at most the last `limit` turns when given.
+    pub async fn history(&self, user: i64, limit: Option<usize>) -> Result<Vec<Turn>, OpenAiError> {
+        match self {
+            Assistant::Responses(a) => a.history(user, limit).await,
+            Assistant::Chat(a) => a.history(user, limit).await,
+        }
+    }
+
+    /// Forgets the current conversation; the next message starts a new one.
+    pub async fn reset(&self, user: i64) -> Result<(), OpenAiError> {
+        match self {
+            Assistant::Responses(a) => a.reset(user).await,
+            Assistant::Chat(a) => a.reset(user).await,
+        }
+    }
+
+    /// Checks that the key and model answer (for `subgpt check`): `GET /models/{model}`.
+    pub async fn check_model(&self) -> Result<(), OpenAiError> {
+        match self {
+            Assistant::Responses(a) => a.api().check_model().await,
+            Assistant::Chat(a) => a.api().check_model().await,
+        }
+    }
+}

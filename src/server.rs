@@ -1,0 +1,150 @@
+//! The HTTP side of `serve`: the webhook, health, readiness and metrics routes.
+//!
+//! The webhook answers at once: after the secret, the size limit, parsing and the dedup, the
+//! update is queued for the dispatcher and 200 goes back before any upstream is asked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+use crate::bot::dispatch::Dispatcher;
+use crate::config::Secret;
+use crate::store::kv::Kv;
+use crate::store::usage::UsageStore;
+use crate::telegram::Update;
+
+/// Largest accepted webhook body.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// How long an `update_id` is remembered.
+pub const DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
+const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+/// What the routes share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<ServerState>);
+
+/// The parts of the service the routes need.
+pub struct ServerState {
+    pub secret: Secret,
+    /// Key prefix of this bot in the kv (`subgpt:{bot_id}`).
+    pub ns: String,
+    pub kv: Kv,
+    pub usage: UsageStore,
+    pub dispatcher: Arc<Dispatcher>,
+    /// Cancelled when shutdown starts: the webhook answers 503 from then on.
+    pub stopping: CancellationToken,
+    pub metrics: PrometheusHandle,
+}
+
+/// The router for `serve`.
+pub fn app(state: ServerState, webhook_path: &str) -> Router {
+    Router::new()
+        .route(webhook_path, post(webhook))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(AppState(Arc::new(state)))
+}
+
+fn reject(status: StatusCode, reason: &'static str) -> Response {
+    metrics::counter!("subgpt_updates_rejected_total", "reason" => reason).increment(1);
+    (status, reason).into_response()
+}
+
+fn secret_matches(headers: &HeaderMap, secret: &Secret) -> bool {
+    let Some(given) = headers.get(SECRET_HEADER) else { return false };
+    given.as_bytes().ct_eq(secret.expose().as_bytes()).into()
+}
+
+async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> Response {
+    if state.stopping.is_cancelled() {
+        return reject(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    // The secret is checked before a byte of the body is read.
+    if !secret_matches(request.headers(), &state.secret) {
+        return reject(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY) {
+        return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large");
+    }
+    let body = match to_bytes(request.into_body(), MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large"),
+    };
+    let update: Update = match serde_json::from_slice(&body) {
+        Ok(update) => update,
+        Err(_) => return reject(StatusCode::BAD_REQUEST, "not an update"),
+    };
+    metrics::counter!("subgpt_updates_received_total").increment(1);
+    let key = format!("{}:upd:{}", state.ns, update.update_id);
+    match state.kv.set_nx_ex(&key, "1", DEDUP_TTL).await {
+        Ok(true) => {}
+        Ok(false) => {
+            metrics::counter!("subgpt_updates_duplicate_total").increment(1);
+            tracing::info!(update_id = update.update_id, "duplicate update ignored");
+            return StatusCode::OK.into_response();
+        }
+        // Better to risk handling a re-delivery twice than to lose a message.
+        Err(e) => tracing::warn!(error = %e, "update dedup unavailable; handling the update anyway"),
+    }
+    route(&state.dispatcher, update);
+    StatusCode::OK.into_response()
+}
+
+/// Queues an update the bot cares about; ignores the rest.
+pub fn route(dispatcher: &Arc<Dispatcher>, update: Update) {
+    let relevant = update.private_message().is_some() || update.chat_member.is_some();
+    match update.user_id() {
+        Some(user) if relevant => dispatcher.submit(user, update),
+        _ => {
+            metrics::counter!("subgpt_updates_ignored_total").increment(1);
+            tracing::debug!(update_id = update.update_id, "update kind or chat ignored");
+        }
+    }
+}
+
+async fn readyz(State(AppState(state)): State<AppState>) -> Response {
+    let mut failed = serde_json::Map::new();
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(2), state.usage.ping())
+        .await
+        .map_err(|_| "timed out".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        failed.insert("sqlite".into(), json!(e));
+    }
+    if state.kv.is_redis() {
+        let result = tokio::time::timeout(Duration::from_secs(2), state.kv.ping()).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failed.insert("redis".into(), json!(e.to_string()));
+            }
+            Err(_) => {
+                failed.insert("redis".into(), json!("timed out"));
+            }
+        }
+    }
+    if failed.is_empty() {
+        (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "failed": failed}))).into_response()
+    }
+}
+
+async fn metrics_text(State(AppState(state)): State<AppState>) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(Body::from(state.metrics.render()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

@@ -1,0 +1,248 @@
+//! A small key-value store: Redis when `REDIS_URL` is set (shared by several instances),
+//! otherwise in process. Holds update dedup marks, gate decisions, conversation ids and,
+//! in chat mode, histories. Keys are namespaced per bot: `subgpt:{bot_id}:…`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis::AsyncCommands;
+use parking_lot::Mutex;
+
+/// What went wrong with the store (only Redis can fail).
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("redis pool: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("redis: {0}")]
+    Redis(#[from] deadpool_redis::redis::RedisError),
+    #[error("redis configuration: {0}")]
+    Config(#[from] deadpool_redis::CreatePoolError),
+}
+
+/// Redis or in-process, behind one interface. Cheap to clone.
+#[derive(Clone)]
+pub enum Kv {
+    /// A Redis server.
+    Redis(RedisKv),
+    /// A map in this process (one instance only).
+    Memory(Arc<MemoryKv>),
+}
+
+/// A Redis-backed store, remembering whether it is in an outage so that is logged once.
+#[derive(Clone)]
+pub struct RedisKv {
+    pool: deadpool_redis::Pool,
+    down: Arc<AtomicBool>,
+}
+
+impl Kv {
+    /// An in-process store.
+    pub fn memory() -> Self {
+        Kv::Memory(Arc::new(MemoryKv::default()))
+    }
+
+    /// A Redis store for `url`. Does not connect yet.
+    pub fn redis(url: &str) -> Result<Self, KvError> {
+        let mut cfg = deadpool_redis::Config::from_url(url);
+        let mut pool = deadpool_redis::PoolConfig::new(32);
+        pool.timeouts.wait = Some(Duration::from_secs(2));
+        pool.timeouts.create = Some(Duration::from_secs(2));
+        pool.timeouts.recycle = Some(Duration::from_secs(2));
+        cfg.pool = Some(pool);
+        let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+        Ok(Kv::Redis(RedisKv { pool, down: Arc::new(AtomicBool::new(false)) }))
+    }
+
+    /// Whether this is Redis (for readiness).
+    pub fn is_redis(&self) -> bool {
+        matches!(self, Kv::Redis(_))
+    }
+
+    /// Sets `key` only if absent, with a time to live. True when it was set.
+    pub async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, KvError> {
+        match self {
+            Kv::Memory(m) => Ok(m.set_nx(key, value, ttl)),
+            Kv::Redis(r) => {
+                let opts = deadpool_redis::redis::SetOptions::default()
+                    .conditional_set(deadpool_redis::redis::ExistenceCheck::NX)
+                    .with_expiration(deadpool_redis::redis::SetExpiry::PX(millis(ttl)));
+                r.run(|mut c| {
+                    let key = key.to_string();
+                    let value = value.to_string();
+                    async move {
+                        let set: Option<String> = c.set_options(key, value, opts).await?;
+                        Ok(set.is_some())
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// The value of `key`, if set and not expired.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        match self {
+            Kv::Memory(m) => Ok(m.get(key)),
+            Kv::Redis(r) => {
+                r.run(|mut c| {
+                    let key = key.to_string();
+                    async move { Ok(c.get(key).await?) }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Sets `key` to `value`, expiring after `ttl` (or never).
+    pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), KvError> {
+        match self {
+            Kv::Memory(m) => {
+                m.set(key, value, ttl);
+                Ok(())
+            }
+            Kv::Redis(r) => {
+                r.run(|mut c| {
+                    let key = key.to_string();
+                    let value = value.to_string();
+                    async move {
+                        match ttl {
+                            Some(ttl) => c.pset_ex::<_, _, ()>(key, value, millis(ttl)).await?,
+                            None => c.set::<_, _, ()>(key, value).await?,
+                        }
+                        Ok(())
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Removes `key`.
+    pub async fn del(&self, key: &str) -> Result<(), KvError> {
+        match self {
+            Kv::Memory(m) => {
+                m.map.lock().remove(key);
+                Ok(())
+            }
+            Kv::Redis(r) => {
+                r.run(|mut c| {
+                    let key = key.to_string();
+                    async move { Ok(c.del::<_, ()>(key).await?) }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Answers when the store is reachable.
+    pub async fn ping(&self) -> Result<(), KvError> {
+        match self {
+            Kv::Memory(_) => Ok(()),
+            Kv::Redis(r) => {
+                r.run(|mut c| async move {
+                    let _: String = deadpool_redis::redis::cmd("PING").query_async(&mut c).await?;
+                    Ok(())
+                })
+                .await
+            }
+        }
+    }
+}
+
+impl RedisKv {
+    /// Runs one command on a pooled connection; logs the first failure of an outage and
+    /// the recovery, not every failed call.
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T, KvError>
+    where
+        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, KvError>>,
+    {
+        let result = match self.pool.get().await {
+            Ok(conn) => f(conn).await,
+            Err(e) => Err(e.into()),
+        };
+        match &result {
+            Ok(_) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("Redis is reachable again");
+                }
+            }
+            Err(e) => {
+                metrics::counter!("subgpt_redis_errors_total").increment(1);
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "Redis is failing; going on without it until it is back");
+                }
+            }
+        }
+        result
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The in-process store: a map with expiry times, swept now and then.
+#[derive(Default)]
+pub struct MemoryKv {
+    map: Mutex<HashMap<String, (String, Option<Instant>)>>,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryKv {
+    fn live(entry: &(String, Option<Instant>), now: Instant) -> bool {
+        entry.1.is_none_or(|at| at > now)
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        let now = Instant::now();
+        self.map.lock().get(key).filter(|e| Self::live(e, now)).map(|e| e.0.clone())
+    }
+
+    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) {
+        let expires = ttl.map(|t| Instant::now() + t);
+        self.sweep_now_and_then();
+        self.map.lock().insert(key.to_string(), (value.to_string(), expires));
+    }
+
+    fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> bool {
+        self.sweep_now_and_then();
+        let now = Instant::now();
+        let mut map = self.map.lock();
+        if map.get(key).is_some_and(|e| Self::live(e, now)) {
+            return false;
+        }
+        map.insert(key.to_string(), (value.to_string(), Some(now + ttl)));
+        true
+    }
+
+    /// Drops expired entries every 1024 writes, so the map stays as big as what is live.
+    fn sweep_now_and_then(&self) {
+        if self.writes.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+            let now = Instant::now();
+            self.map.lock().retain(|_, e| Self::live(e, now));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_expires_and_sets_once() {
+        let kv = Kv::memory();
+        assert!(kv.set_nx_ex("a", "1", Duration::from_millis(30)).await.unwrap());
+        assert!(!kv.set_nx_ex("a", "1", Duration::from_millis(30)).await.unwrap());
+        kv.set("b", "x", Some(Duration::from_millis(30))).await.unwrap();
+        assert_eq!(kv.get("b").await.unwrap().as_deref(), Some("x"));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(kv.get("b").await.unwrap(), None);
+        assert!(kv.set_nx_ex("a", "1", Duration::from_millis(30)).await.unwrap());
+        kv.set("c", "y", None).await.unwrap();
+        kv.del("c").await.unwrap();
+        assert_eq!(kv.get("c").await.unwrap(), None);
+    }
+}

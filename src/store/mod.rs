@@ -1,0 +1,4 @@
+//! Where state lives: the key-value store (Redis or in process) and the SQLite usage store.
+
+pub mod kv;
+pub mod usage;

@@ -1,0 +1,266 @@
+//! A typed Bot API client on reqwest, named after the methods it calls.
+//!
+//! The bot token is part of every URL, so no error from here ever carries a URL: reqwest
+//! errors are stripped of it before they leave this module.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::types::{BotCommand, ChatMember, Update, User, WebhookInfo};
+use crate::config::Secret;
+
+/// How many times a call is re-sent after Telegram says "too many requests".
+const MAX_FLOOD_RETRIES: u32 = 5;
+/// The longest `retry_after` honoured before giving up on a call.
+const MAX_RETRY_AFTER: u64 = 120;
+
+/// What went wrong talking to Telegram.
+#[derive(Debug, thiserror::Error)]
+pub enum TelegramError {
+    /// Telegram answered `ok: false`.
+    #[error("Telegram {method} failed: {code} {description}")]
+    Api { method: &'static str, code: u16, description: String },
+    /// Still rate-limited after the retries (or asked to wait too long).
+    #[error("Telegram {method}: still rate-limited, retry after {seconds} s")]
+    RetryAfter { method: &'static str, seconds: u64 },
+    /// The request never got an answer (connection, time-out). The URL is stripped.
+    #[error("Telegram {method}: {source}")]
+    Http { method: &'static str, source: reqwest::Error },
+    /// The answer was not what the Bot API documents.
+    #[error("Telegram {method}: unexpected answer: {detail}")]
+    Decode { method: &'static str, detail: String },
+}
+
+impl TelegramError {
+    /// The Bot API error code, when Telegram gave one.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            TelegramError::Api { code, .. } => Some(*code),
+            TelegramError::RetryAfter { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// Whether Telegram refused the message's HTML.
+    pub fn is_parse_error(&self) -> bool {
+        matches!(self, TelegramError::Api { code: 400, description, .. } if description.contains("parse entities"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    ok: bool,
+    result: Option<T>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    error_code: Option<u16>,
+    #[serde(default)]
+    parameters: Option<ResponseParameters>,
+}
+
+#[derive(Deserialize)]
+struct ResponseParameters {
+    #[serde(default)]
+    retry_after: Option<u64>,
+}
+
+/// `parse_mode` of a message.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum ParseMode {
+    /// Telegram's HTML subset.
+    #[serde(rename = "HTML")]
+    Html,
+}
+
+#[derive(Serialize)]
+struct SendMessage<'a> {
+    chat_id: i64,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parse_mode: Option<ParseMode>,
+    link_preview_options: LinkPreviewOptions,
+}
+
+#[derive(Serialize)]
+struct LinkPreviewOptions {
+    is_disabled: bool,
+}
+
+/// The Bot API client. Cheap to clone.
+#[derive(Clone)]
+pub struct Bot {
+    http: reqwest::Client,
+    base: String,
+    token: Secret,
+}
+
+impl std::fmt::Debug for Bot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bot").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl Bot {
+    /// A client for `base` (e.g. `https://api.telegram.org`) with `token`.
+    pub fn new(base: &str, token: Secret) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .expect("reqwest client with static settings");
+        Bot { http, base: base.trim_end_matches('/').to_string(), token }
+    }
+
+    /// Calls `method` with `params`; waits and re-sends on 429 as Telegram asks.
+    pub async fn call<P, R>(&self, method: &'static str, params: &P, timeout: Option<Duration>) -> Result<R, TelegramError>
+    where
+        P: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let mut attempt = 0;
+        loop {
+            let mut request = self.http.post(self.url(method)).json(params);
+            if let Some(t) = timeout {
+                request = request.timeout(t);
+            }
+            match self.send(method, request).await {
+                Err(TelegramError::RetryAfter { seconds, .. }) if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER => {
+                    attempt += 1;
+                    tracing::warn!(method, retry_after = seconds, "Telegram rate limit; waiting before re-sending");
+                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn url(&self, method: &str) -> String {
+        format!("{}/bot{}/{}", self.base, self.token.expose(), method)
+    }
+
+    async fn send<R: DeserializeOwned>(&self, method: &'static str, request: reqwest::RequestBuilder) -> Result<R, TelegramError> {
+        let response = request.send().await.map_err(|e| {
+            metrics::counter!("subgpt_telegram_requests_total", "method" => method, "status" => "error").increment(1);
+            TelegramError::Http { method, source: e.without_url() }
+        })?;
+        let status = response.status();
+        metrics::counter!("subgpt_telegram_requests_total", "method" => method, "status" => status.as_u16().to_string()).increment(1);
+        let body = response.bytes().await.map_err(|e| TelegramError::Http { method, source: e.without_url() })?;
+        let envelope: Envelope<R> = serde_json::from_slice(&body).map_err(|e| TelegramError::Decode {
+            method,
+            detail: format!("HTTP {status}: {e}"),
+        })?;
+        if envelope.ok {
+            return envelope.result.ok_or(TelegramError::Decode { method, detail: "ok without result".into() });
+        }
+        let code = envelope.error_code.unwrap_or(status.as_u16());
+        if code == 429 {
+            let seconds = envelope.parameters.and_then(|p| p.retry_after).unwrap_or(1);
+            return Err(TelegramError::RetryAfter { method, seconds });
+        }
+        Err(TelegramError::Api { method, code, description: envelope.description.unwrap_or_default() })
+    }
+
+    /// `getMe`: checks the token and tells who the bot is.
+    pub async fn get_me(&self) -> Result<User, TelegramError> {
+        self.call("getMe", &json!({}), None).await
+    }
+
+    /// `sendMessage`, without link previews.
+    pub async fn send_message(&self, chat_id: i64, text: &str, parse_mode: Option<ParseMode>) -> Result<(), TelegramError> {
+        let params = SendMessage { chat_id, text, parse_mode, link_preview_options: LinkPreviewOptions { is_disabled: true } };
+        self.call::<_, serde_json::Value>("sendMessage", &params, None).await.map(drop)
+    }
+
+    /// `sendChatAction` (e.g. `typing`).
+    pub async fn send_chat_action(&self, chat_id: i64, action: &str) -> Result<(), TelegramError> {
+        self.call::<_, bool>("sendChatAction", &json!({ "chat_id": chat_id, "action": action }), Some(Duration::from_secs(10)))
+            .await
+            .map(drop)
+    }
+
+    /// `sendDocument` with the file uploaded as multipart.
+    pub async fn send_document(&self, chat_id: i64, file_name: &str, bytes: Vec<u8>, caption: &str) -> Result<(), TelegramError> {
+        self.send_file("sendDocument", "document", chat_id, file_name, "text/plain", bytes, caption).await
+    }
+
+    /// `sendPhoto` with the image uploaded as multipart.
+    pub async fn send_photo(&self, chat_id: i64, file_name: &str, png: Vec<u8>, caption: &str) -> Result<(), TelegramError> {
+        self.send_file("sendPhoto", "photo", chat_id, file_name, "image/png", png, caption).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_file(
+        &self,
+        method: &'static str,
+        field: &'static str,
+        chat_id: i64,
+        file_name: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+        caption: &str,
+    ) -> Result<(), TelegramError> {
+        let mut attempt = 0;
+        loop {
+            let part = reqwest::multipart::Part::bytes(bytes.clone())
+                .file_name(file_name.to_string())
+                .mime_str(mime)
+                .map_err(|e| TelegramError::Http { method, source: e.without_url() })?;
+            let form = reqwest::multipart::Form::new()
+                .text("chat_id", chat_id.to_string())
+                .text("caption", caption.to_string())
+                .part(field, part);
+            let request = self.http.post(self.url(method)).multipart(form);
+            match self.send::<serde_json::Value>(method, request).await {
+                Err(TelegramError::RetryAfter { seconds, .. }) if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                }
+                other => return other.map(drop),
+            }
+        }
+    }
+
+    /// `setMyCommands`: the menu Telegram shows.
+    pub async fn set_my_commands(&self, commands: &[BotCommand]) -> Result<(), TelegramError> {
+        self.call::<_, bool>("setMyCommands", &json!({ "commands": commands }), None).await.map(drop)
+    }
+
+    /// `getChatMember`, bounded by `timeout`.
+    pub async fn get_chat_member(&self, chat_id: &str, user_id: i64, timeout: Duration) -> Result<ChatMember, TelegramError> {
+        self.call("getChatMember", &json!({ "chat_id": chat_id, "user_id": user_id }), Some(timeout)).await
+    }
+
+    /// `setWebhook` with a secret token and the update kinds the bot needs.
+    pub async fn set_webhook(&self, url: &str, secret: &Secret, allowed: &[&str], drop_pending: bool) -> Result<(), TelegramError> {
+        let params = json!({
+            "url": url,
+            "secret_token": secret.expose(),
+            "allowed_updates": allowed,
+            "drop_pending_updates": drop_pending,
+            "max_connections": 40,
+        });
+        self.call::<_, bool>("setWebhook", &params, None).await.map(drop)
+    }
+
+    /// `getWebhookInfo`.
+    pub async fn get_webhook_info(&self) -> Result<WebhookInfo, TelegramError> {
+        self.call("getWebhookInfo", &json!({}), None).await
+    }
+
+    /// `deleteWebhook`.
+    pub async fn delete_webhook(&self, drop_pending: bool) -> Result<(), TelegramError> {
+        self.call::<_, bool>("deleteWebhook", &json!({ "drop_pending_updates": drop_pending }), None).await.map(drop)
+    }
+
+    /// `getUpdates` long polling: waits up to `timeout_secs` for updates after `offset`.
+    pub async fn get_updates(&self, offset: i64, timeout_secs: u64, allowed: &[&str]) -> Result<Vec<Update>, TelegramError> {
+        let params = json!({ "offset": offset, "timeout": timeout_secs, "allowed_updates": allowed, "limit": 100 });
+        self.call("getUpdates", &params, Some(Duration::from_secs(timeout_secs + 15))).await
+    }
+}

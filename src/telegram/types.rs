@@ -1,0 +1,163 @@
+//! Bot API types, as much of them as the bot reads or sends (Bot API 10.1).
+//!
+//! Unknown fields are ignored, so newer API versions don't break parsing.
+
+use serde::{Deserialize, Serialize};
+
+/// An incoming update. Only `update_id` is required: kinds the bot doesn't handle parse fine
+/// and are ignored.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Update {
+    pub update_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_member: Option<ChatMemberUpdated>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub my_chat_member: Option<ChatMemberUpdated>,
+}
+
+impl Update {
+    /// The user this update is about: the sender of a message, or the member whose status changed.
+    pub fn user_id(&self) -> Option<i64> {
+        if let Some(m) = &self.message {
+            return m.from.as_ref().map(|u| u.id);
+        }
+        self.chat_member.as_ref().map(|c| c.new_chat_member.user().id)
+    }
+
+    /// The private-chat message, if this update is one.
+    pub fn private_message(&self) -> Option<&Message> {
+        self.message.as_ref().filter(|m| m.chat.kind == "private" && m.from.is_some())
+    }
+}
+
+/// A message (only the fields the bot uses).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Message {
+    pub message_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<User>,
+    pub chat: Chat,
+    pub date: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// A Telegram user or bot.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub is_bot: bool,
+    pub first_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl User {
+    /// The name stored with usage rows: username, else first name, else `id<user_id>`.
+    pub fn display_name(&self) -> String {
+        match (&self.username, self.first_name.trim()) {
+            (Some(u), _) if !u.is_empty() => u.clone(),
+            (_, first) if !first.is_empty() => first.to_string(),
+            _ => format!("id{}", self.id),
+        }
+    }
+}
+
+/// A chat.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Chat {
+    pub id: i64,
+    /// `private`, `group`, `supergroup` or `channel`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// A change of a chat member's status.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ChatMemberUpdated {
+    pub chat: Chat,
+    pub from: User,
+    pub date: i64,
+    pub old_chat_member: ChatMember,
+    pub new_chat_member: ChatMember,
+}
+
+/// A chat member, by status (the fields the gate needs).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ChatMember {
+    Creator { user: User },
+    Administrator { user: User },
+    Member { user: User },
+    Restricted { user: User, is_member: bool },
+    Left { user: User },
+    Kicked { user: User },
+}
+
+impl ChatMember {
+    /// The member.
+    pub fn user(&self) -> &User {
+        match self {
+            ChatMember::Creator { user }
+            | ChatMember::Administrator { user }
+            | ChatMember::Member { user }
+            | ChatMember::Restricted { user, .. }
+            | ChatMember::Left { user }
+            | ChatMember::Kicked { user } => user,
+        }
+    }
+
+    /// Counts as subscribed: creator, administrator, member, or restricted but still a member.
+    pub fn is_subscribed(&self) -> bool {
+        match self {
+            ChatMember::Creator { .. } | ChatMember::Administrator { .. } | ChatMember::Member { .. } => true,
+            ChatMember::Restricted { is_member, .. } => *is_member,
+            ChatMember::Left { .. } | ChatMember::Kicked { .. } => false,
+        }
+    }
+
+    /// Whether this member is an administrator (or the creator) of the chat.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, ChatMember::Creator { .. } | ChatMember::Administrator { .. })
+    }
+}
+
+/// A command for the menu (`setMyCommands`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BotCommand {
+    pub command: String,
+    pub description: String,
+}
+
+/// What `getWebhookInfo` reports.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct WebhookInfo {
+    pub url: String,
+    #[serde(default)]
+    pub has_custom_certificate: bool,
+    #[serde(default)]
+    pub pending_update_count: i64,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub last_error_date: Option<i64>,
+    #[serde(default)]
+    pub last_error_message: Option<String>,
+    #[serde(default)]
+    pub last_synchronization_error_date: Option<i64>,
+    #[serde(default)]
+    pub max_connections: Option<i64>,
+    #[serde(default)]
+    pub allowed_updates: Option<Vec<String>>,
+}
+
+/// The update kinds the bot asks Telegram for.
+pub const ALLOWED_UPDATES: &[&str] = &["message", "chat_member", "my_chat_member"];
