@@ -114,9 +114,7 @@ impl App {
 
     /// Sends one of the bot's own HTML messages (short, written by us).
     pub async fn say(&self, chat: i64, html: &str) {
-        if let Err(e) = self.telegram.send_message(chat, html, Some(ParseMode::Html)).await {
-            tracing::error!(error = %e, "could not send a message");
-        }
+        say(&self.telegram, chat, html).await;
     }
 
     /// Sends Markdown from the model as Telegram HTML parts, each re-sent as plain text if
@@ -214,6 +212,20 @@ impl App {
         let reference = reference_id();
         tracing::error!(error = %error, reference, "command failed");
         self.say(chat, &texts::apology(&reference)).await;
+    }
+}
+
+/// Sends one of the bot's own HTML messages, as plain text if Telegram refuses the HTML.
+pub async fn say(telegram: &Bot, chat: i64, html: &str) {
+    let result = match telegram.send_message(chat, html, Some(ParseMode::Html)).await {
+        Err(e) if e.is_parse_error() => {
+            tracing::warn!(error = %e, "Telegram refused the formatting; sending plain text");
+            telegram.send_message(chat, &texts::plain(html), None).await
+        }
+        other => other,
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not send a message");
     }
 }
 

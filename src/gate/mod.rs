@@ -14,7 +14,7 @@ use tower::{Layer, Service};
 pub use check::{Decision, Gate, Source};
 
 use crate::bot::{self, texts};
-use crate::telegram::{ParseMode, Update};
+use crate::telegram::Update;
 
 /// Wraps a service so only subscribers' updates reach it.
 #[derive(Clone)]
@@ -111,8 +111,6 @@ impl Gate {
     }
 
     async fn tell(&self, chat: i64, html: &str) {
-        if let Err(e) = self.telegram().send_message(chat, html, Some(ParseMode::Html)).await {
-            tracing::error!(error = %e, "could not send the gate's answer");
-        }
+        bot::say(self.telegram(), chat, html).await;
     }
 }

@@ -1,0 +1,271 @@
+//! What integration tests need: the real `subgpt` binary started against fake Telegram and
+//! OpenAI servers (real HTTP), temp dirs, and helpers that wait on conditions.
+#![allow(dead_code)]
+
+pub mod openai;
+pub mod redis;
+pub mod telegram;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+pub use openai::FakeOpenAi;
+#[allow(unused_imports)]
+pub use redis::RedisServer;
+pub use telegram::FakeTelegram;
+
+pub const SECRET: &str = "webhook_Secret-123";
+pub const CHANNEL: &str = "@test_channel";
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `cond` until it holds; panics naming `what` after `timeout`.
+pub async fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private text message from `user`.
+pub fn text_update(update_id: i64, user: i64, text: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id, "date": 1_760_000_000, "text": text,
+            "from": telegram::user_json(user),
+            "chat": {"id": user, "type": "private", "first_name": format!("User{user}"), "username": format!("user{user}")},
+        }
+    })
+}
+
+/// A `chat_member` update of `channel` (an `@name`) for `user` going from `old` to `new`.
+pub fn chat_member_update(update_id: i64, channel: &str, channel_id: i64, user: i64, old: &str, new: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "chat_member": {
+            "chat": {"id": channel_id, "type": "channel", "title": "Test channel", "username": channel.trim_start_matches('@')},
+            "from": telegram::user_json(user),
+            "date": 1_760_000_000,
+            "old_chat_member": {"status": old, "user": telegram::user_json(user)},
+            "new_chat_member": {"status": new, "user": telegram::user_json(user)},
+        }
+    })
+}
+
+/// How to start the service.
+pub struct Spawn {
+    pub env: Vec<(String, String)>,
+    pub telegram: Option<FakeTelegram>,
+    pub openai: Option<FakeOpenAi>,
+    pub command: Vec<String>,
+    pub dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl Default for Spawn {
+    fn default() -> Self {
+        Spawn { env: Vec::new(), telegram: None, openai: None, command: vec!["serve".into()], dir: None }
+    }
+}
+
+impl Spawn {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+    pub fn fakes(mut self, telegram: &FakeTelegram, openai: &FakeOpenAi) -> Self {
+        self.telegram = Some(telegram.clone());
+        self.openai = Some(openai.clone());
+        self
+    }
+    pub fn dir(mut self, dir: &Arc<tempfile::TempDir>) -> Self {
+        self.dir = Some(Arc::clone(dir));
+        self
+    }
+    pub fn command(mut self, args: &[&str]) -> Self {
+        self.command = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Starts `subgpt serve` and waits for /healthz.
+    pub async fn start(self) -> TestApp {
+        let app = self.launch().await;
+        let url = format!("{}/healthz", app.base);
+        let http = app.http.clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            if let Some(status) = app.child.lock().try_wait().unwrap() {
+                panic!("subgpt exited early ({status}); logs:\n{}", app.logs());
+            }
+            assert!(Instant::now() < deadline, "subgpt did not come up; logs:\n{}", app.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app
+    }
+
+    /// Starts the command without waiting for anything.
+    pub async fn launch(self) -> TestApp {
+        let telegram = match self.telegram {
+            Some(t) => t,
+            None => FakeTelegram::start().await,
+        };
+        let openai = match self.openai {
+            Some(o) => o,
+            None => FakeOpenAi::start().await,
+        };
+        let dir = self.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let port = free_port();
+        let mut env: Vec<(String, String)> = vec![
+            ("TELEGRAM_BOT_TOKEN".into(), telegram::TOKEN.into()),
+            ("TELEGRAM_API_URL".into(), telegram.url.clone()),
+            ("WEBHOOK_SECRET".into(), SECRET.into()),
+            ("OPENAI_API_KEY".into(), openai::API_KEY.into()),
+            ("OPENAI_BASE_URL".into(), openai.url.clone()),
+            ("OPENAI_RETRY_BASE_MS".into(), "20".into()),
+            ("BIND_ADDR".into(), format!("127.0.0.1:{port}")),
+            ("CHANNEL_ID".into(), CHANNEL.into()),
+            ("ANALYTICS_DB_PATH".into(), dir.path().join("usage.db").display().to_string()),
+            ("RUST_LOG".into(), "info".into()),
+        ];
+        for (k, v) in self.env {
+            env.retain(|(key, _)| *key != k);
+            env.push((k, v));
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_subgpt"))
+            .args(&self.command)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the subgpt binary");
+        let logs = Arc::new(Mutex::new(String::new()));
+        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            let logs = Arc::clone(&logs);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut logs = logs.lock();
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            });
+        }
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            telegram,
+            openai,
+            dir,
+            child: Mutex::new(child),
+            logs,
+            http: reqwest::Client::new(),
+            env,
+        }
+    }
+}
+
+/// A running `subgpt` and its fakes.
+pub struct TestApp {
+    pub base: String,
+    pub telegram: FakeTelegram,
+    pub openai: FakeOpenAi,
+    pub dir: Arc<tempfile::TempDir>,
+    child: Mutex<Child>,
+    logs: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+    pub env: Vec<(String, String)>,
+}
+
+impl TestApp {
+    /// Starts `serve` with defaults.
+    pub async fn spawn() -> TestApp {
+        Spawn::default().start().await
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        let path = &self.env.iter().find(|(k, _)| k == "ANALYTICS_DB_PATH").unwrap().1;
+        self.dir.path().join(path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.lock().id()
+    }
+
+    /// Everything the process printed so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().clone()
+    }
+
+    /// POSTs a body to the webhook with the right secret.
+    pub async fn post_update(&self, update: &Value) -> reqwest::StatusCode {
+        self.http
+            .post(format!("{}/webhook", self.base))
+            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+            .json(update)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Sends a private text message from `user` and expects 200.
+    pub async fn send_text(&self, update_id: i64, user: i64, text: &str) {
+        let status = self.post_update(&text_update(update_id, user, text)).await;
+        assert_eq!(status, 200, "webhook refused update {update_id}");
+    }
+
+    /// Waits until `user` has received at least `n` messages; returns them.
+    pub async fn wait_messages(&self, user: i64, n: usize) -> Vec<String> {
+        let telegram = self.telegram.clone();
+        let what = format!("{n} message(s) to user {user}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while telegram.sent_texts(user).len() < n {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; got {:?}\nlogs:\n{}", telegram.sent_texts(user), self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        telegram.sent_texts(user)
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.pid().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait_exit(&self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.lock().try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "subgpt did not exit; logs:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let mut child = self.child.lock();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
