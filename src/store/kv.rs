@@ -22,17 +22,19 @@ pub enum KvError {
 }
 
 /// Redis or in-process, behind one interface. Cheap to clone.
+///
+/// With Redis, the in-process map stands in while Redis fails: reads and writes that Redis
+/// cannot serve go there, so the bot keeps answering through an outage (one instance's view),
+/// and the outage is logged once.
 #[derive(Clone)]
-pub enum Kv {
-    /// A Redis server.
-    Redis(RedisKv),
-    /// A map in this process (one instance only).
-    Memory(Arc<MemoryKv>),
+pub struct Kv {
+    redis: Option<RedisKv>,
+    memory: Arc<MemoryKv>,
 }
 
 /// A Redis-backed store, remembering whether it is in an outage so that is logged once.
 #[derive(Clone)]
-pub struct RedisKv {
+struct RedisKv {
     pool: deadpool_redis::Pool,
     down: Arc<AtomicBool>,
 }
@@ -40,7 +42,7 @@ pub struct RedisKv {
 impl Kv {
     /// An in-process store.
     pub fn memory() -> Self {
-        Kv::Memory(Arc::new(MemoryKv::default()))
+        Kv { redis: None, memory: Arc::new(MemoryKv::default()) }
     }
 
     /// A Redis store for `url`. Does not connect yet.
@@ -52,102 +54,94 @@ impl Kv {
         pool.timeouts.recycle = Some(Duration::from_secs(2));
         cfg.pool = Some(pool);
         let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
-        Ok(Kv::Redis(RedisKv { pool, down: Arc::new(AtomicBool::new(false)) }))
+        let redis = RedisKv { pool, down: Arc::new(AtomicBool::new(false)) };
+        Ok(Kv { redis: Some(redis), memory: Arc::new(MemoryKv::default()) })
     }
 
     /// Whether this is Redis (for readiness).
     pub fn is_redis(&self) -> bool {
-        matches!(self, Kv::Redis(_))
+        self.redis.is_some()
     }
 
     /// Sets `key` only if absent, with a time to live. True when it was set.
     pub async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, KvError> {
-        match self {
-            Kv::Memory(m) => Ok(m.set_nx(key, value, ttl)),
-            Kv::Redis(r) => {
-                let opts = deadpool_redis::redis::SetOptions::default()
-                    .conditional_set(deadpool_redis::redis::ExistenceCheck::NX)
-                    .with_expiration(deadpool_redis::redis::SetExpiry::PX(millis(ttl)));
-                r.run(|mut c| {
-                    let key = key.to_string();
-                    let value = value.to_string();
-                    async move {
-                        let set: Option<String> = c.set_options(key, value, opts).await?;
-                        Ok(set.is_some())
-                    }
-                })
-                .await
-            }
-        }
+        let Some(r) = &self.redis else { return Ok(self.memory.set_nx(key, value, ttl)) };
+        let opts = deadpool_redis::redis::SetOptions::default()
+            .conditional_set(deadpool_redis::redis::ExistenceCheck::NX)
+            .with_expiration(deadpool_redis::redis::SetExpiry::PX(millis(ttl)));
+        let result = r
+            .run(|mut c| {
+                let (key, value) = (key.to_string(), value.to_string());
+                async move {
+                    let set: Option<String> = c.set_options(key, value, opts).await?;
+                    Ok(set.is_some())
+                }
+            })
+            .await;
+        Ok(result.unwrap_or_else(|_| self.memory.set_nx(key, value, ttl)))
     }
 
     /// The value of `key`, if set and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
-        match self {
-            Kv::Memory(m) => Ok(m.get(key)),
-            Kv::Redis(r) => {
-                r.run(|mut c| {
-                    let key = key.to_string();
-                    async move { Ok(c.get(key).await?) }
-                })
-                .await
-            }
-        }
+        let Some(r) = &self.redis else { return Ok(self.memory.get(key)) };
+        let result: Result<Option<String>, KvError> = r
+            .run(|mut c| {
+                let key = key.to_string();
+                async move { Ok(c.get(key).await?) }
+            })
+            .await;
+        // What was written during an outage lives only here.
+        Ok(result.ok().flatten().or_else(|| self.memory.get(key)))
     }
 
     /// Sets `key` to `value`, expiring after `ttl` (or never).
     pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), KvError> {
-        match self {
-            Kv::Memory(m) => {
-                m.set(key, value, ttl);
-                Ok(())
-            }
-            Kv::Redis(r) => {
-                r.run(|mut c| {
-                    let key = key.to_string();
-                    let value = value.to_string();
-                    async move {
-                        match ttl {
-                            Some(ttl) => c.pset_ex::<_, _, ()>(key, value, millis(ttl)).await?,
-                            None => c.set::<_, _, ()>(key, value).await?,
-                        }
-                        Ok(())
+        let Some(r) = &self.redis else {
+            self.memory.set(key, value, ttl);
+            return Ok(());
+        };
+        let result = r
+            .run(|mut c| {
+                let (key, value) = (key.to_string(), value.to_string());
+                async move {
+                    match ttl {
+                        Some(ttl) => c.pset_ex::<_, _, ()>(key, value, millis(ttl)).await?,
+                        None => c.set::<_, _, ()>(key, value).await?,
                     }
-                })
-                .await
-            }
+                    Ok(())
+                }
+            })
+            .await;
+        match result {
+            Ok(()) => self.memory.remove(key),
+            Err(_) => self.memory.set(key, value, ttl),
         }
+        Ok(())
     }
 
     /// Removes `key`.
     pub async fn del(&self, key: &str) -> Result<(), KvError> {
-        match self {
-            Kv::Memory(m) => {
-                m.map.lock().remove(key);
-                Ok(())
-            }
-            Kv::Redis(r) => {
-                r.run(|mut c| {
-                    let key = key.to_string();
-                    async move { Ok(c.del::<_, ()>(key).await?) }
-                })
-                .await
-            }
-        }
+        self.memory.remove(key);
+        let Some(r) = &self.redis else { return Ok(()) };
+        let result = r
+            .run(|mut c| {
+                let key = key.to_string();
+                async move { Ok(c.del::<_, ()>(key).await?) }
+            })
+            .await;
+        // During an outage the key stays in Redis; there is nothing better to do than go on.
+        let _ = result;
+        Ok(())
     }
 
     /// Answers when the store is reachable.
     pub async fn ping(&self) -> Result<(), KvError> {
-        match self {
-            Kv::Memory(_) => Ok(()),
-            Kv::Redis(r) => {
-                r.run(|mut c| async move {
-                    let _: String = deadpool_redis::redis::cmd("PING").query_async(&mut c).await?;
-                    Ok(())
-                })
-                .await
-            }
-        }
+        let Some(r) = &self.redis else { return Ok(()) };
+        r.run(|mut c| async move {
+            let _: String = deadpool_redis::redis::cmd("PING").query_async(&mut c).await?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -172,7 +166,7 @@ impl RedisKv {
             Err(e) => {
                 metrics::counter!("subgpt_redis_errors_total").increment(1);
                 if !self.down.swap(true, Ordering::Relaxed) {
-                    tracing::error!(error = %e, "Redis is failing; going on without it until it is back");
+                    tracing::error!(error = %e, "Redis is failing; going on in process until it is back");
                 }
             }
         }
@@ -205,6 +199,10 @@ impl MemoryKv {
         let expires = ttl.map(|t| Instant::now() + t);
         self.sweep_now_and_then();
         self.map.lock().insert(key.to_string(), (value.to_string(), expires));
+    }
+
+    fn remove(&self, key: &str) {
+        self.map.lock().remove(key);
     }
 
     fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> bool {
