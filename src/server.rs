@@ -76,6 +76,7 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
     }
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY) {
+        discard(request.into_body()).await;
         return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large");
     }
     let body = match to_bytes(request.into_body(), MAX_BODY).await {
@@ -100,6 +101,23 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
     }
     route(&state.dispatcher, update);
     StatusCode::OK.into_response()
+}
+
+/// Reads and drops (a bounded amount of) a refused body, so the client gets to read the
+/// 413 instead of a connection reset.
+async fn discard(body: Body) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    let drain = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > 16 * MAX_BODY {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
 
 /// Queues an update the bot cares about; ignores the rest.

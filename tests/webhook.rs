@@ -89,6 +89,7 @@ async fn a_repeated_update_is_handled_once_across_instances_with_redis() {
     let second = Spawn::default().fakes(&telegram, &openai).env("REDIS_URL", &redis.url()).start().await;
     first.send_text(500, 9, "shared").await;
     second.send_text(500, 9, "shared").await;
+    first.wait_messages(9, 1).await;
     second.send_text(501, 9, "later").await;
     first.wait_messages(9, 2).await;
     assert_eq!(openai.inputs(), vec!["shared", "later"]);

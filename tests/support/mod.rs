@@ -158,15 +158,16 @@ impl Spawn {
             .spawn()
             .expect("the subgpt binary");
         let logs = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
         for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
             let logs = Arc::clone(&logs);
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     let mut logs = logs.lock();
                     logs.push_str(&line);
                     logs.push('\n');
                 }
-            });
+            }));
         }
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
@@ -175,6 +176,7 @@ impl Spawn {
             dir,
             child: Mutex::new(child),
             logs,
+            readers: Mutex::new(readers),
             http: reqwest::Client::new(),
             env,
         }
@@ -189,6 +191,7 @@ pub struct TestApp {
     pub dir: Arc<tempfile::TempDir>,
     child: Mutex<Child>,
     logs: Arc<Mutex<String>>,
+    readers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     pub http: reqwest::Client,
     pub env: Vec<(String, String)>,
 }
@@ -254,6 +257,10 @@ impl TestApp {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.lock().try_wait().unwrap() {
+                // The output is complete once the readers reach the end of the pipes.
+                for reader in self.readers.lock().drain(..) {
+                    let _ = reader.join();
+                }
                 return status;
             }
             assert!(Instant::now() < deadline, "subgpt did not exit; logs:\n{}", self.logs());
