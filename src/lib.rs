@@ -5,9 +5,11 @@
 //! The binary in `main.rs` only parses the command line and wires these together.
 
 pub mod bot;
+pub mod cli;
 pub mod config;
 pub mod gate;
 pub mod openai;
+pub mod poll;
 pub mod run;
 pub mod server;
 pub mod store;

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use subgpt::config::{Config, Purpose, environment};
 
+/// A Telegram channel's subscribers get a personal AI assistant; usage is counted, words are not kept.
 #[derive(Parser)]
-#[command(name = "subgpt", version, about = "A Telegram channel's subscribers get a personal AI assistant")]
+#[command(name = "subgpt", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,6 +18,33 @@ struct Cli {
 enum Command {
     /// Webhook server (the main job).
     Serve,
+    /// The same bot, fed by getUpdates long polling (no public URL needed).
+    Poll,
+    /// Register, inspect or remove the webhook.
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookAction,
+    },
+    /// Check configuration, SQLite, Redis, Telegram, channels, OpenAI and the webhook.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum WebhookAction {
+    /// setWebhook with WEBHOOK_URL, WEBHOOK_SECRET and the update kinds the bot needs.
+    Set {
+        /// Drop the updates Telegram has queued.
+        #[arg(long)]
+        drop_pending: bool,
+    },
+    /// Print getWebhookInfo: URL, pending updates, last error.
+    Info,
+    /// Remove the webhook.
+    Delete {
+        /// Drop the updates Telegram has queued.
+        #[arg(long)]
+        drop_pending: bool,
+    },
 }
 
 fn load(purpose: Purpose) -> Result<Config, ExitCode> {
@@ -41,18 +69,49 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Loads the configuration for `purpose`, sets up logging, and runs `job` on a runtime.
+fn with_config<F, Fut>(purpose: Purpose, job: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = match load(purpose) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    subgpt::telemetry::init_logging(config.log_format, secrets(&config));
+    finish(runtime().block_on(job(config)))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve => {
-            let config = match load(Purpose::Serve) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            subgpt::telemetry::init_logging(config.log_format, secrets(&config));
-            finish(runtime().block_on(subgpt::run::serve(config)))
-        }
+        Command::Serve => with_config(Purpose::Serve, subgpt::run::serve),
+        Command::Poll => with_config(Purpose::Bot, subgpt::poll::poll),
+        Command::Webhook { action } => match action {
+            WebhookAction::Set { drop_pending } => {
+                with_config(Purpose::WebhookSet, |c| async move { subgpt::cli::webhook::set(&c, drop_pending).await })
+            }
+            WebhookAction::Info => with_config(Purpose::Webhook, |c| async move { subgpt::cli::webhook::info(&c).await }),
+            WebhookAction::Delete { drop_pending } => {
+                with_config(Purpose::Webhook, |c| async move { subgpt::cli::webhook::delete(&c, drop_pending).await })
+            }
+        },
+        Command::Check => check(),
     }
+}
+
+/// `check` prints a FAIL line for bad configuration too, then exits 2.
+fn check() -> ExitCode {
+    let config = match Config::from_vars(&environment(), Purpose::Bot) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("FAIL  configuration: {}: {} — fix: set it in .env or the environment", e.var, e.problem);
+            return ExitCode::from(2);
+        }
+    };
+    subgpt::telemetry::init_logging(config.log_format, secrets(&config));
+    if runtime().block_on(subgpt::cli::check::run(&config)) { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 /// The values scrubbed from every log line.

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::types::{BotCommand, ChatMember, Update, User, WebhookInfo};
+use super::types::{BotCommand, ChatMember, User, WebhookInfo};
 use crate::config::Secret;
 
 /// How many times a call is re-sent after Telegram says "too many requests".
@@ -258,8 +258,14 @@ impl Bot {
         self.call::<_, bool>("deleteWebhook", &json!({ "drop_pending_updates": drop_pending }), None).await.map(drop)
     }
 
-    /// `getUpdates` long polling: waits up to `timeout_secs` for updates after `offset`.
-    pub async fn get_updates(&self, offset: i64, timeout_secs: u64, allowed: &[&str]) -> Result<Vec<Update>, TelegramError> {
+    /// `getUpdates` long polling, each update left as JSON so one odd update cannot stall
+    /// the rest: waits up to `timeout_secs` for updates from `offset` on.
+    pub async fn get_updates_raw(
+        &self,
+        offset: i64,
+        timeout_secs: u64,
+        allowed: &[&str],
+    ) -> Result<Vec<serde_json::Value>, TelegramError> {
         let params = json!({ "offset": offset, "timeout": timeout_secs, "allowed_updates": allowed, "limit": 100 });
         self.call("getUpdates", &params, Some(Duration::from_secs(timeout_secs + 15))).await
     }

@@ -1,0 +1,160 @@
+//! `subgpt check`: the operator's doctor. One line per check, `ok` or `FAIL` with the fix;
+//! exit 0 only when every check passes.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{redact_url, utc};
+use crate::config::Config;
+use crate::openai::Assistant;
+use crate::store::kv::Kv;
+use crate::store::usage::UsageStore;
+use crate::telegram::{Bot, TelegramError};
+
+/// How long one check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+/// A webhook error younger than this counts as recent.
+const RECENT_ERROR_SECS: i64 = 3600;
+
+/// The outcome of one check: what it says, or the failure and its fix.
+type Outcome = Result<String, (String, String)>;
+
+fn fail(what: impl Into<String>, fix: impl Into<String>) -> Outcome {
+    Err((what.into(), fix.into()))
+}
+
+async fn bounded(check: impl Future<Output = Outcome>) -> Outcome {
+    tokio::time::timeout(CHECK_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| fail("no answer in 15 s", "check the network path to this service"))
+}
+
+/// Runs every check, prints one line each, and says whether all passed.
+pub async fn run(config: &Config) -> bool {
+    let mut all_ok = true;
+    let mut report = |name: &str, outcome: Outcome| match outcome {
+        Ok(what) => println!("ok    {name}: {what}"),
+        Err((what, fix)) => {
+            all_ok = false;
+            println!("FAIL  {name}: {what} — fix: {fix}");
+        }
+    };
+    report("configuration", Ok(format!("valid ({} channel(s), {:?} mode)", config.channels.len(), config.openai_api_mode)));
+    report("sqlite", bounded(sqlite(config)).await);
+    report("redis", bounded(redis(config)).await);
+    let telegram = Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone());
+    let token = bounded(token(&telegram)).await;
+    let token_ok = token.is_ok();
+    report("telegram", token);
+    for channel in &config.channels {
+        let name = format!("channel {channel}");
+        if token_ok {
+            report(&name, bounded(channel_admin(&telegram, config, &channel.chat_id())).await);
+        } else {
+            report(&name, fail("not checked", "fix the bot token first"));
+        }
+    }
+    report("openai", bounded(openai(config)).await);
+    report("webhook", bounded(webhook(&telegram, config)).await);
+    all_ok
+}
+
+async fn sqlite(config: &Config) -> Outcome {
+    let path = config.analytics_db_path.clone();
+    let shown = path.display().to_string();
+    let store = match UsageStore::open(&path) {
+        Ok(store) => store,
+        Err(e) => return fail(format!("cannot open {shown}: {e}"), "make the directory writable by the service user"),
+    };
+    let _ = store.close(Duration::from_secs(5)).await;
+    let probe = tokio::task::spawn_blocking(move || -> rusqlite::Result<i64> {
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+    })
+    .await;
+    match probe {
+        Ok(Ok(version)) => Ok(format!("{shown} writable, schema version {version}")),
+        Ok(Err(e)) => fail(format!("{shown} is not writable: {e}"), "check the file's owner and permissions and free disk space"),
+        Err(e) => fail(format!("probe failed: {e}"), "run the check again"),
+    }
+}
+
+async fn redis(config: &Config) -> Outcome {
+    let Some(url) = &config.redis_url else {
+        return Ok("not configured (in-process store; run one instance only)".into());
+    };
+    let shown = redact_url(url);
+    let kv = match Kv::redis(url) {
+        Ok(kv) => kv,
+        Err(e) => return fail(format!("{shown}: {e}"), "correct REDIS_URL"),
+    };
+    match kv.ping().await {
+        Ok(()) => Ok(format!("{shown} reachable")),
+        Err(e) => fail(format!("{shown} unreachable: {e}"), "start Redis (systemctl start redis-server) or correct REDIS_URL"),
+    }
+}
+
+async fn token(telegram: &Bot) -> Outcome {
+    match telegram.get_me().await {
+        Ok(me) => Ok(format!("token valid, bot @{}", me.username.unwrap_or(me.first_name))),
+        Err(TelegramError::Api { code: 401 | 404, .. }) => {
+            fail("Telegram rejected the bot token", "copy TELEGRAM_BOT_TOKEN again from @BotFather")
+        }
+        Err(e) => fail(format!("{e}"), "check TELEGRAM_API_URL and outbound HTTPS"),
+    }
+}
+
+async fn channel_admin(telegram: &Bot, config: &Config, chat_id: &str) -> Outcome {
+    let fix = format!("make the bot an administrator of {chat_id}");
+    match telegram.get_chat_member(chat_id, config.bot_id(), Duration::from_secs(10)).await {
+        Ok(member) if member.is_admin() => Ok("the bot is an administrator".into()),
+        Ok(_) => fail("the bot is not an administrator", fix),
+        Err(TelegramError::Api { description, .. }) => fail(format!("Telegram says: {description}"), fix),
+        Err(e) => fail(format!("{e}"), "check the network and run again"),
+    }
+}
+
+async fn openai(config: &Config) -> Outcome {
+    let assistant = Assistant::new(config, Kv::memory());
+    match assistant.check_model().await {
+        Ok(()) => Ok(format!("key valid, model {} available", config.openai_model)),
+        Err(e) => match e.status().map(|s| s.as_u16()) {
+            Some(401) => fail("the API key was rejected", "set a valid OPENAI_API_KEY"),
+            Some(403 | 404) => fail(
+                format!("model {} is not available to this key", config.openai_model),
+                "set OPENAI_MODEL to a model your account can use",
+            ),
+            _ => fail(format!("{e}"), "check OPENAI_BASE_URL and outbound HTTPS"),
+        },
+    }
+}
+
+async fn webhook(telegram: &Bot, config: &Config) -> Outcome {
+    let info = match telegram.get_webhook_info().await {
+        Ok(info) => info,
+        Err(e) => return fail(format!("{e}"), "check the network and run again"),
+    };
+    match (&config.webhook_url, info.url.as_str()) {
+        (None, "") => return Ok("not set (fine for `subgpt poll`)".into()),
+        (Some(_), "") => return fail("not registered", "run `subgpt webhook set`"),
+        (Some(expected), actual) if expected != actual => {
+            return fail(format!("points at {actual}, not WEBHOOK_URL {expected}"), "run `subgpt webhook set`");
+        }
+        _ => {}
+    }
+    let now = chrono::Utc::now().timestamp();
+    if let Some(date) = info.last_error_date.filter(|d| now - d < RECENT_ERROR_SECS) {
+        let message = info.last_error_message.unwrap_or_default();
+        return fail(
+            format!("Telegram's last delivery failed at {}: {message}", utc(date)),
+            "see deploy/README.md, troubleshooting (nginx, TLS, WEBHOOK_SECRET)",
+        );
+    }
+    let chat_member = info.allowed_updates.as_ref().is_some_and(|a| a.iter().any(|u| u == "chat_member"));
+    if !chat_member {
+        return fail("chat_member updates are not requested", "run `subgpt webhook set` again");
+    }
+    Ok(format!("{} ({} pending, no recent errors)", info.url, info.pending_update_count))
+}

@@ -1,0 +1,29 @@
+//! Operator commands besides the bot itself: webhook registration and the `check` doctor.
+
+pub mod check;
+pub mod webhook;
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// A URL with any `user:password@` replaced, for printing.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(super::redact_url("redis://:pw@host:6379/0"), "redis://<redacted>@host:6379/0");
+        assert_eq!(super::redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,116 @@
+//! `subgpt poll`: the same bot fed by getUpdates long polling, for hosts without a public
+//! HTTPS endpoint. The next offset is saved after each batch is queued, so a restart neither
+//! repeats nor skips updates.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::run::{self, Running};
+use crate::server::{DEDUP_TTL, route};
+use crate::telegram::{ALLOWED_UPDATES, TelegramError, Update};
+
+/// Seconds one getUpdates call waits for updates.
+const LONG_POLL_SECS: u64 = 30;
+
+/// The file holding the next offset, beside the usage database.
+fn offset_file(config: &Config) -> PathBuf {
+    let dir = config.analytics_db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.join(format!("poll-offset-{}", config.bot_id()))
+}
+
+fn read_offset(path: &Path) -> i64 {
+    std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+fn write_offset(path: &Path, offset: i64) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{offset}\n"))?;
+    std::fs::rename(tmp, path)
+}
+
+/// Polls until SIGTERM/SIGINT, then drains like `serve`.
+pub async fn poll(config: Config) -> anyhow::Result<()> {
+    let running = run::start(config).await?;
+    let info = running.telegram.get_webhook_info().await.context("getWebhookInfo failed")?;
+    if !info.url.is_empty() {
+        bail!(
+            "a webhook is set ({}), and Telegram sends no updates to getUpdates while it is. \
+             Remove it with `subgpt webhook delete`, or run `subgpt serve` behind it instead",
+            info.url
+        );
+    }
+    let path = offset_file(&running.config);
+    let stop = CancellationToken::new();
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            run::shutdown_signal().await;
+            stop.cancel();
+        })
+    };
+    tracing::info!(offset_file = %path.display(), "polling Telegram for updates");
+    let result = tokio::select! {
+        result = poll_loop(&running, &path) => result,
+        _ = stop.cancelled() => Ok(()),
+    };
+    signal.abort();
+    tracing::info!("shutting down: finishing answers in flight");
+    running.drain().await;
+    result
+}
+
+async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
+    let mut offset = read_offset(path);
+    let mut failures = 0u32;
+    let ns = format!("subgpt:{}", running.config.bot_id());
+    loop {
+        let batch = match running.telegram.get_updates_raw(offset, LONG_POLL_SECS, ALLOWED_UPDATES).await {
+            Ok(batch) => {
+                failures = 0;
+                batch
+            }
+            Err(TelegramError::Api { code: 409, description, .. }) if description.contains("webhook") => {
+                bail!("a webhook is set ({description}); remove it with `subgpt webhook delete` to poll");
+            }
+            Err(TelegramError::Api { code: 409, description, .. }) => {
+                bail!(
+                    "another process is polling this bot (Telegram answered 409 Conflict: {description}). \
+                     Only one may poll a bot at a time: stop the other instance"
+                );
+            }
+            Err(TelegramError::Api { code: 401 | 404, .. }) => bail!("Telegram rejected TELEGRAM_BOT_TOKEN"),
+            Err(e) => {
+                failures += 1;
+                let wait = Duration::from_secs(u64::from(failures.min(6)).pow(2).max(1));
+                tracing::warn!(error = %e, wait_s = wait.as_secs(), "getUpdates failed; trying again");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        for raw in batch {
+            let id = raw.get("update_id").and_then(serde_json::Value::as_i64);
+            match serde_json::from_value::<Update>(raw) {
+                Ok(update) => {
+                    let key = format!("{ns}:upd:{}", update.update_id);
+                    metrics::counter!("subgpt_updates_received_total").increment(1);
+                    if running.kv.set_nx_ex(&key, "1", DEDUP_TTL).await.unwrap_or(true) {
+                        route(&running.dispatcher, update);
+                    } else {
+                        metrics::counter!("subgpt_updates_duplicate_total").increment(1);
+                    }
+                }
+                Err(e) => tracing::warn!(update_id = id, error = %e, "skipping an update that does not parse"),
+            }
+            if let Some(id) = id {
+                offset = offset.max(id + 1);
+            }
+        }
+        if let Err(e) = write_offset(path, offset) {
+            tracing::error!(error = %e, path = %path.display(), "cannot save the polling offset");
+        }
+    }
+}
