@@ -46,7 +46,7 @@ while :; do
 	fi
 	if ((SECONDS >= deadline)); then
 		printf 'subgpt: error: %s did not answer within %ss (%s); last lines of %s:\n' \
-			"$url" "$timeout" "$answer" "$LOG_FILE" >&2
+			"$url" "$timeout" "${answer//$'\n'/; }" "$LOG_FILE" >&2
 		log_tail 30 >&2
 		msg "stopping pid $pid, which did not become healthy" >&2
 		stop_pid "$pid" 10

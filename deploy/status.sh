@@ -49,12 +49,16 @@ if pid=$(current_pid); then
 	if answer=$(health_check "$url"); then
 		echo "  healthz:  ok ($url answered: $answer)"
 	else
-		echo "  healthz:  FAILING ($url: $answer)"
+		echo "  healthz:  FAILING ($url: ${answer//$'\n'/; })"
 	fi
 	recent_problems
 	exit 0
 fi
 echo "subgpt is stopped"
 echo "  instance: $INSTANCE"
+others=$(unmanaged_pids | tr '\n' ' ')
+if [[ -n $others ]]; then
+	echo "  note:     pid ${others% } runs subgpt serve in this directory without these scripts (systemd? see systemctl status subgpt)"
+fi
 recent_problems
 exit 3

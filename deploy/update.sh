@@ -2,8 +2,8 @@
 # Update this instance to a new binary, keeping a way back.
 #   update.sh NEW_BINARY   install NEW_BINARY (built elsewhere)
 #   update.sh              build from the sources in the instance: cargo build --release --locked
-# Steps: back up the binary and .env into backups/<timestamp>/, install or build, restart,
-# wait for /healthz. If the new version does not come up, the backup is restored and
+# Steps: back up the binary and .env into backups/<timestamp>/ (the newest BACKUPS_KEEP=5
+# are kept), install or build, (re)start — also when it was stopped — and wait for /healthz. If the new version does not come up, the backup is restored and
 # started again, and the script exits 1.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -42,7 +42,7 @@ case ${1:-} in
 esac
 take_lock update
 
-backup=$INSTANCE/backups/$(date -u +%Y%m%dT%H%M%SZ)
+backup=$INSTANCE/backups/$(date -u +%Y%m%dT%H%M%S.%3NZ)
 [[ ! -e $backup ]] || backup=$backup-$$
 mkdir -p -- "$backup"
 had_bin=no
@@ -52,6 +52,15 @@ if [[ -f $BIN ]]; then
 fi
 [[ ! -f $ENV_FILE ]] || cp -p -- "$ENV_FILE" "$backup/.env"
 msg "backup of the current binary and .env: $backup"
+# Keep the newest BACKUPS_KEEP backups (default 5), this one included; the names sort by time.
+keep=$(cfg_uint BACKUPS_KEEP 5)
+older=()
+for d in "$INSTANCE"/backups/*/; do
+	[[ ${d%/} == "$backup" ]] || older+=("${d%/}")
+done
+if ((${#older[@]} > keep - 1)); then
+	rm -rf -- "${older[@]:0:${#older[@]}-(keep > 0 ? keep - 1 : 0)}"
+fi
 
 if [[ -n $new ]]; then
 	install_binary "$new"
