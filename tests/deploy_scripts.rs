@@ -183,7 +183,8 @@ async fn fake_telegram() -> MockServer {
         .await;
     Mock::given(path_regex(r"^/bot[^/]+/[A-Za-z]+$"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": true, "result": true})),
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ok": true, "result": true})),
         )
         .with_priority(10)
         .mount(&server)
@@ -240,26 +241,52 @@ async fn scripts_manage_two_instances_without_touching_each_other() {
         if let Some(pid) = read_pid(dir) {
             reaper.servers.push((pid, dir.clone()));
         }
-        assert!(out.status.success(), "start.sh in {}:\n{text}", dir.display());
+        assert!(
+            out.status.success(),
+            "start.sh in {}:\n{text}",
+            dir.display()
+        );
     }
     let pid_a = read_pid(&a).expect("PID file of a");
     let pid_b = read_pid(&b).expect("PID file of b");
     assert_ne!(pid_a, pid_b);
-    assert!(runs_in(pid_a, &a), "pid {pid_a} does not work in {}", a.display());
-    assert!(runs_in(pid_b, &b), "pid {pid_b} does not work in {}", b.display());
+    assert!(
+        runs_in(pid_a, &a),
+        "pid {pid_a} does not work in {}",
+        a.display()
+    );
+    assert!(
+        runs_in(pid_b, &b),
+        "pid {pid_b} does not work in {}",
+        b.display()
+    );
     assert!(a.join("logs/subgpt.log").is_file(), "start.sh keeps a log");
 
     for (dir, pid) in [(&a, pid_a), (&b, pid_b)] {
         let (out, text) = run(script(dir, "status.sh"));
-        assert_eq!(out.status.code(), Some(0), "status.sh of a running instance:\n{text}");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "status.sh of a running instance:\n{text}"
+        );
         assert!(text.contains("running"), "status.sh says running:\n{text}");
-        assert!(text.contains(&pid.to_string()), "status.sh names pid {pid}:\n{text}");
+        assert!(
+            text.contains(&pid.to_string()),
+            "status.sh names pid {pid}:\n{text}"
+        );
     }
 
     let (out, text) = run(script(&b, "start.sh"));
-    assert!(!out.status.success(), "a second start.sh must refuse:\n{text}");
+    assert!(
+        !out.status.success(),
+        "a second start.sh must refuse:\n{text}"
+    );
     assert!(text.contains("already running"), "{text}");
-    assert_eq!(read_pid(&b), Some(pid_b), "the refused start leaves the PID file alone");
+    assert_eq!(
+        read_pid(&b),
+        Some(pid_b),
+        "the refused start leaves the PID file alone"
+    );
 
     let (out, text) = run(script(&a, "stop.sh"));
     assert!(out.status.success(), "stop.sh of a:\n{text}");
@@ -270,12 +297,23 @@ async fn scripts_manage_two_instances_without_touching_each_other() {
     assert!(read_pid(&a).is_none(), "stop.sh removes the PID file");
 
     let (out, text) = run(script(&a, "status.sh"));
-    assert_eq!(out.status.code(), Some(3), "status.sh of a stopped instance:\n{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "status.sh of a stopped instance:\n{text}"
+    );
     assert!(text.contains("stopped"), "{text}");
 
     let (out, text) = run(script(&b, "status.sh"));
-    assert_eq!(out.status.code(), Some(0), "b must still run after a was stopped:\n{text}");
-    assert!(text.contains("running") && text.contains(&pid_b.to_string()), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "b must still run after a was stopped:\n{text}"
+    );
+    assert!(
+        text.contains("running") && text.contains(&pid_b.to_string()),
+        "{text}"
+    );
     assert!(runs_in(pid_b, &b), "b's server must be untouched");
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -290,12 +328,18 @@ async fn scripts_manage_two_instances_without_touching_each_other() {
             Ok(resp) => format!("status {}", resp.status()),
             Err(e) => e.to_string(),
         };
-        assert!(Instant::now() < deadline, "b's /healthz never answered 200: {failure}");
+        assert!(
+            Instant::now() < deadline,
+            "b's /healthz never answered 200: {failure}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let (out, text) = run(script(&a, "stop.sh"));
-    assert!(out.status.success(), "stop.sh of a stopped instance exits 0:\n{text}");
+    assert!(
+        out.status.success(),
+        "stop.sh of a stopped instance exits 0:\n{text}"
+    );
     assert!(text.contains("not running"), "{text}");
 
     // A stale PID file naming some other live process: the scripts remove the file and leave
@@ -309,9 +353,18 @@ async fn scripts_manage_two_instances_without_touching_each_other() {
     let (out, text) = run(script(&a, "stop.sh"));
     let still_alive = bystander.try_wait().expect("try_wait").is_none();
     reaper.children.push(bystander);
-    assert!(out.status.success(), "stop.sh with a stale PID file:\n{text}");
-    assert!(text.contains("stale"), "stop.sh reports the stale PID file:\n{text}");
-    assert!(still_alive, "stop.sh killed pid {bystander_pid}, which is not its server");
+    assert!(
+        out.status.success(),
+        "stop.sh with a stale PID file:\n{text}"
+    );
+    assert!(
+        text.contains("stale"),
+        "stop.sh reports the stale PID file:\n{text}"
+    );
+    assert!(
+        still_alive,
+        "stop.sh killed pid {bystander_pid}, which is not its server"
+    );
     assert!(read_pid(&a).is_none(), "the stale PID file is removed");
 
     let (out, text) = run(script(&b, "stop.sh"));
@@ -356,7 +409,11 @@ async fn update_rolls_back_a_binary_that_does_not_come_up() {
     if let Some(pid) = read_pid(&dir) {
         reaper.servers.push((pid, dir.clone()));
     }
-    assert_eq!(out.status.code(), Some(1), "update.sh with a broken binary fails:\n{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "update.sh with a broken binary fails:\n{text}"
+    );
     assert!(text.contains("rolling back"), "{text}");
     assert_eq!(
         fs::read(dir.join("subgpt")).expect("read binary"),
@@ -368,7 +425,11 @@ async fn update_rolls_back_a_binary_that_does_not_come_up() {
         .collect();
     assert_eq!(backups.len(), 1, "one backup directory");
     let (out, text) = run(script(&dir, "status.sh"));
-    assert_eq!(out.status.code(), Some(0), "the old version runs again:\n{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the old version runs again:\n{text}"
+    );
 
     let (out, text) = run(script(&dir, "stop.sh"));
     assert!(out.status.success(), "stop.sh:\n{text}");
@@ -417,8 +478,14 @@ async fn set_webhook_script_registers_url_secret_and_allowed_updates() {
             c
         });
         assert!(out.status.success(), "set-webhook.sh {args:?}:\n{text}");
-        assert!(text.contains("Webhook was set"), "prints Telegram's answer:\n{text}");
-        assert!(!text.contains("TESTTOKEN"), "the token must not be printed:\n{text}");
+        assert!(
+            text.contains("Webhook was set"),
+            "prints Telegram's answer:\n{text}"
+        );
+        assert!(
+            !text.contains("TESTTOKEN"),
+            "the token must not be printed:\n{text}"
+        );
     }
 
     // Telegram refusing (here: an unknown token → 404): exit 1, the URL shown redacted.
@@ -430,7 +497,10 @@ async fn set_webhook_script_registers_url_secret_and_allowed_updates() {
     });
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("<redacted>"), "{text}");
-    assert!(!text.contains("WRONGTOKEN"), "the token must not be printed:\n{text}");
+    assert!(
+        !text.contains("WRONGTOKEN"),
+        "the token must not be printed:\n{text}"
+    );
 }
 
 fn find_program(name: &str, extra: &[&str]) -> Option<PathBuf> {
@@ -455,7 +525,8 @@ impl Drop for Nginx {
 /// The site config with its deployment specifics swapped for the test's: the listen ports
 /// (IPv6 listeners dropped: the test host may have no IPv6), the certificate, the upstream.
 fn site_config_for_test(tls_port: u16, http_port: u16, cert_dir: &Path, backend: &str) -> String {
-    let original = fs::read_to_string(repo().join("nginx/subgpt.conf")).expect("read nginx/subgpt.conf");
+    let original =
+        fs::read_to_string(repo().join("nginx/subgpt.conf")).expect("read nginx/subgpt.conf");
     let (mut tls_listens, mut http_listens) = (0, 0);
     let mut lines = Vec::new();
     for line in original.lines() {
@@ -478,7 +549,11 @@ fn site_config_for_test(tls_port: u16, http_port: u16, cert_dir: &Path, backend:
         }
         lines.push(line.to_string());
     }
-    assert_eq!((tls_listens, http_listens), (1, 1), "one IPv4 listen each for 443 and 80");
+    assert_eq!(
+        (tls_listens, http_listens),
+        (1, 1),
+        "one IPv4 listen each for 443 and 80"
+    );
     let mut conf = lines.join("\n");
     for (from, to) in [
         ("server 127.0.0.1:8080;", format!("server {backend};")),
@@ -491,7 +566,10 @@ fn site_config_for_test(tls_port: u16, http_port: u16, cert_dir: &Path, backend:
             cert_dir.join("key.pem").display().to_string(),
         ),
     ] {
-        assert!(conf.contains(from), "nginx/subgpt.conf no longer contains {from:?}");
+        assert!(
+            conf.contains(from),
+            "nginx/subgpt.conf no longer contains {from:?}"
+        );
         conf = conf.replace(from, &to);
     }
     conf
@@ -499,20 +577,34 @@ fn site_config_for_test(tls_port: u16, http_port: u16, cert_dir: &Path, backend:
 
 #[tokio::test]
 async fn nginx_site_proxies_only_the_webhook_and_healthz() {
-    let nginx = find_program("nginx", &["/usr/sbin/nginx"])
-        .expect("nginx is not installed (apt-get install nginx); the project's test script installs it");
+    let nginx = find_program("nginx", &["/usr/sbin/nginx"]).expect(
+        "nginx is not installed (apt-get install nginx); the project's test script installs it",
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let t = tmp.path();
     let (out, text) = run({
         let mut c = Command::new("openssl");
-        c.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-            .arg("-keyout")
-            .arg(t.join("key.pem"))
-            .arg("-out")
-            .arg(t.join("cert.pem"));
+        c.args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(t.join("key.pem"))
+        .arg("-out")
+        .arg(t.join("cert.pem"));
         c
     });
-    assert!(out.status.success(), "openssl could not make a certificate:\n{text}");
+    assert!(
+        out.status.success(),
+        "openssl could not make a certificate:\n{text}"
+    );
 
     let backend = MockServer::start().await;
     Mock::given(method("POST"))
@@ -576,7 +668,11 @@ async fn nginx_site_proxies_only_the_webhook_and_healthz() {
                 && TcpStream::connect(("127.0.0.1", http_port)).is_ok())
     });
     let exited = nginx_proc.0.try_wait().expect("try_wait");
-    assert!(up && exited.is_none(), "nginx did not start ({exited:?}):\n{}", error_log());
+    assert!(
+        up && exited.is_none(),
+        "nginx did not start ({exited:?}):\n{}",
+        error_log()
+    );
 
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
@@ -595,22 +691,43 @@ async fn nginx_site_proxies_only_the_webhook_and_healthz() {
         .send()
         .await
         .expect("POST /webhook through nginx");
-    assert_eq!(resp.status(), 200, "POST /webhook is proxied:\n{}", error_log());
+    assert_eq!(
+        resp.status(),
+        200,
+        "POST /webhook is proxied:\n{}",
+        error_log()
+    );
 
-    let resp = client.get(format!("{base}/healthz")).send().await.expect("GET /healthz");
+    let resp = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("GET /healthz");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.expect("body"), "ok");
 
     for route in ["/metrics", "/readyz", "/", "/webhookx"] {
-        let resp = client.get(format!("{base}{route}")).send().await.expect("GET");
+        let resp = client
+            .get(format!("{base}{route}"))
+            .send()
+            .await
+            .expect("GET");
         assert!(
             resp.status() == 404 || resp.status() == 403,
             "GET {route} must not be exposed, got {}",
             resp.status()
         );
     }
-    let resp = client.get(format!("{base}/webhook")).send().await.expect("GET /webhook");
-    assert!(resp.status().is_client_error(), "GET /webhook is refused, got {}", resp.status());
+    let resp = client
+        .get(format!("{base}/webhook"))
+        .send()
+        .await
+        .expect("GET /webhook");
+    assert!(
+        resp.status().is_client_error(),
+        "GET /webhook is refused, got {}",
+        resp.status()
+    );
 
     let big = vec![b'x'; 1024 * 1024 + 512 * 1024];
     let resp = client
@@ -628,23 +745,34 @@ async fn nginx_site_proxies_only_the_webhook_and_healthz() {
         .await
         .expect("GET over plain HTTP");
     assert_eq!(resp.status(), 301, "port 80 redirects");
-    let location = resp.headers()["location"].to_str().expect("location").to_string();
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     assert!(
         location.starts_with("https://") && location.ends_with("/webhook"),
         "redirect to https: {location}"
     );
 
-    let seen = backend.received_requests().await.expect("request recording is on");
+    let seen = backend
+        .received_requests()
+        .await
+        .expect("request recording is on");
     let paths: Vec<String> = seen
         .iter()
         .map(|r| format!("{} {}", r.method, r.url.path()))
         .collect();
     assert!(
-        !paths.iter().any(|p| p.ends_with("/metrics") || p.ends_with("/readyz")),
+        !paths
+            .iter()
+            .any(|p| p.ends_with("/metrics") || p.ends_with("/readyz")),
         "the backend must never see /metrics or /readyz: {paths:?}"
     );
     assert_eq!(
-        paths.iter().filter(|p| p.as_str() == "POST /webhook").count(),
+        paths
+            .iter()
+            .filter(|p| p.as_str() == "POST /webhook")
+            .count(),
         1,
         "exactly the one valid webhook POST reaches the backend: {paths:?}"
     );
