@@ -136,10 +136,12 @@ impl App {
 
     async fn converse(&self, chat: i64, user: &User, text: &str) {
         let typing = self.keep_typing(chat);
+        let started = std::time::Instant::now();
         let result = self.assistant.reply(user.id, text).await;
         typing.abort();
         match result {
             Ok(reply) => {
+                tracing::info!(tokens = reply.total_tokens, ms = started.elapsed().as_millis() as u64, "answered");
                 self.record_usage(user, reply.total_tokens);
                 self.send_markdown(chat, &reply.text).await;
             }

@@ -92,6 +92,9 @@ impl Gate {
         let fresh = command == Some("subscribe");
         let (decision, source) = self.check(user.id, fresh).await;
         self.count(decision, source);
+        if decision != Decision::Allowed {
+            tracing::info!(?decision, ?source, "not let through the gate");
+        }
         match decision {
             // `/subscribe` from a subscriber is answered by the bot, which lists what they can do.
             Decision::Allowed => true,
