@@ -47,7 +47,10 @@ pub struct ConfigError {
 }
 
 fn problem(var: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { var, problem: problem.into() }
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
 }
 
 /// Which OpenAI API answers.
@@ -187,15 +190,22 @@ impl Vars<'_> {
         self.0.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
     fn required(&self, var: &'static str) -> Result<&str, ConfigError> {
-        self.get(var).ok_or_else(|| problem(var, "is required but not set"))
+        self.get(var)
+            .ok_or_else(|| problem(var, "is required but not set"))
     }
     fn or<'b>(&'b self, var: &'static str, default: &'b str) -> &'b str {
         self.get(var).unwrap_or(default)
     }
-    fn number<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError> {
+    fn number<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
         match self.get(var) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| problem(var, format!("`{v}` is not a non-negative whole number"))),
+            Some(v) => v
+                .parse()
+                .map_err(|_| problem(var, format!("`{v}` is not a non-negative whole number"))),
         }
     }
     fn url(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
@@ -210,7 +220,10 @@ impl Vars<'_> {
 
 impl Config {
     /// Builds and validates the configuration from `vars` for `purpose`.
-    pub fn from_vars(vars: &HashMap<String, String>, purpose: Purpose) -> Result<Config, ConfigError> {
+    pub fn from_vars(
+        vars: &HashMap<String, String>,
+        purpose: Purpose,
+    ) -> Result<Config, ConfigError> {
         let v = Vars(vars);
         let telegram_bot_token = Secret::new(v.required("TELEGRAM_BOT_TOKEN")?);
         bot_id_of(&telegram_bot_token)?;
@@ -224,13 +237,23 @@ impl Config {
         };
         let webhook_url = match v.get("WEBHOOK_URL") {
             Some(u) if u.starts_with("https://") => Some(u.to_string()),
-            Some(u) => return Err(problem("WEBHOOK_URL", format!("`{u}` must be an https:// URL"))),
-            None if purpose == Purpose::WebhookSet => return Err(problem("WEBHOOK_URL", "is required but not set")),
+            Some(u) => {
+                return Err(problem(
+                    "WEBHOOK_URL",
+                    format!("`{u}` must be an https:// URL"),
+                ));
+            }
+            None if purpose == Purpose::WebhookSet => {
+                return Err(problem("WEBHOOK_URL", "is required but not set"));
+            }
             None => None,
         };
         let webhook_path = v.or("WEBHOOK_PATH", "/webhook").to_string();
         if !webhook_path.starts_with('/') || webhook_path.len() < 2 {
-            return Err(problem("WEBHOOK_PATH", "must start with `/`, e.g. /webhook"));
+            return Err(problem(
+                "WEBHOOK_PATH",
+                "must start with `/`, e.g. /webhook",
+            ));
         }
         let bind_addr = v
             .or("BIND_ADDR", "127.0.0.1:8080")
@@ -247,15 +270,31 @@ impl Config {
         let openai_api_mode = match v.or("OPENAI_API_MODE", "responses") {
             "responses" => ApiMode::Responses,
             "chat" => ApiMode::Chat,
-            other => return Err(problem("OPENAI_API_MODE", format!("`{other}` is not `responses` or `chat`"))),
+            other => {
+                return Err(problem(
+                    "OPENAI_API_MODE",
+                    format!("`{other}` is not `responses` or `chat`"),
+                ));
+            }
         };
-        let assistant_instructions = match (v.get("ASSISTANT_INSTRUCTIONS"), v.get("ASSISTANT_INSTRUCTIONS_FILE")) {
+        let assistant_instructions = match (
+            v.get("ASSISTANT_INSTRUCTIONS"),
+            v.get("ASSISTANT_INSTRUCTIONS_FILE"),
+        ) {
             (Some(_), Some(_)) => {
-                return Err(problem("ASSISTANT_INSTRUCTIONS_FILE", "set either it or ASSISTANT_INSTRUCTIONS, not both"));
+                return Err(problem(
+                    "ASSISTANT_INSTRUCTIONS_FILE",
+                    "set either it or ASSISTANT_INSTRUCTIONS, not both",
+                ));
             }
             (Some(text), None) => text.to_string(),
             (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| problem("ASSISTANT_INSTRUCTIONS_FILE", format!("cannot read `{path}`: {e}")))?
+                .map_err(|e| {
+                    problem(
+                        "ASSISTANT_INSTRUCTIONS_FILE",
+                        format!("cannot read `{path}`: {e}"),
+                    )
+                })?
                 .trim()
                 .to_string(),
             (None, None) => DEFAULT_INSTRUCTIONS.to_string(),
@@ -265,7 +304,12 @@ impl Config {
         let channel_policy = match v.or("CHANNEL_POLICY", "all") {
             "all" => ChannelPolicy::All,
             "any" => ChannelPolicy::Any,
-            other => return Err(problem("CHANNEL_POLICY", format!("`{other}` is not `all` or `any`"))),
+            other => {
+                return Err(problem(
+                    "CHANNEL_POLICY",
+                    format!("`{other}` is not `all` or `any`"),
+                ));
+            }
         };
         let ttl: u64 = v.number("SUBSCRIPTION_CACHE_TTL_SECS", 600)?;
         if ttl == 0 {
@@ -273,29 +317,50 @@ impl Config {
         }
         let negative: u64 = v.number("SUBSCRIPTION_NEGATIVE_TTL_SECS", 60)?;
         let redis_url = match v.get("REDIS_URL") {
-            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://") => {
+            Some(u)
+                if u.starts_with("redis://")
+                    || u.starts_with("rediss://")
+                    || u.starts_with("unix://") =>
+            {
                 Some(u.to_string())
             }
-            Some(_) => return Err(problem("REDIS_URL", "must start with redis://, rediss:// or unix://")),
+            Some(_) => {
+                return Err(problem(
+                    "REDIS_URL",
+                    "must start with redis://, rediss:// or unix://",
+                ));
+            }
             None => None,
         };
         let tz_name = v.or("ANALYTICS_TIMEZONE", "UTC");
-        let analytics_timezone = tz_name
-            .parse()
-            .map_err(|_| problem("ANALYTICS_TIMEZONE", format!("`{tz_name}` is not an IANA time zone such as Europe/Berlin")))?;
+        let analytics_timezone = tz_name.parse().map_err(|_| {
+            problem(
+                "ANALYTICS_TIMEZONE",
+                format!("`{tz_name}` is not an IANA time zone such as Europe/Berlin"),
+            )
+        })?;
         let admin_user_ids = match v.get("ADMIN_USER_IDS") {
             None => HashSet::new(),
             Some(list) => list
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| s.parse().map_err(|_| problem("ADMIN_USER_IDS", format!("`{s}` is not a numeric user id"))))
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        problem("ADMIN_USER_IDS", format!("`{s}` is not a numeric user id"))
+                    })
+                })
                 .collect::<Result<_, _>>()?,
         };
         let log_format = match v.or("LOG_FORMAT", "pretty") {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
-            other => return Err(problem("LOG_FORMAT", format!("`{other}` is not `pretty` or `json`"))),
+            other => {
+                return Err(problem(
+                    "LOG_FORMAT",
+                    format!("`{other}` is not `pretty` or `json`"),
+                ));
+            }
         };
 
         Ok(Config {
@@ -324,9 +389,13 @@ impl Config {
             openai_timeout: Duration::from_secs(v.number("OPENAI_TIMEOUT_SECS", 120)?.max(1)),
             openai_max_retries: v.number("OPENAI_MAX_RETRIES", 3)?,
             openai_retry_base: Duration::from_millis(v.number("OPENAI_RETRY_BASE_MS", 500)?),
-            chat_history_ttl: Duration::from_secs(v.number("CHAT_HISTORY_TTL_SECS", 7 * 24 * 3600)?.max(60)),
+            chat_history_ttl: Duration::from_secs(
+                v.number("CHAT_HISTORY_TTL_SECS", 7 * 24 * 3600)?.max(60),
+            ),
             chat_history_token_budget: v.number("CHAT_HISTORY_TOKEN_BUDGET", 8000)?.max(500),
-            telegram_check_timeout: Duration::from_millis(v.number("TELEGRAM_CHECK_TIMEOUT_MS", 10_000)?.max(1)),
+            telegram_check_timeout: Duration::from_millis(
+                v.number("TELEGRAM_CHECK_TIMEOUT_MS", 10_000)?.max(1),
+            ),
         })
     }
 
@@ -342,7 +411,12 @@ impl Config {
 }
 
 fn bot_id_of(token: &Secret) -> Result<i64, ConfigError> {
-    let malformed = || problem("TELEGRAM_BOT_TOKEN", "malformed: expected `<digits>:<secret>` as given by @BotFather");
+    let malformed = || {
+        problem(
+            "TELEGRAM_BOT_TOKEN",
+            "malformed: expected `<digits>:<secret>` as given by @BotFather",
+        )
+    };
     let (id, rest) = token.expose().split_once(':').ok_or_else(malformed)?;
     if rest.is_empty() || rest.chars().any(char::is_whitespace) {
         return Err(malformed());
@@ -352,11 +426,16 @@ fn bot_id_of(token: &Secret) -> Result<i64, ConfigError> {
 
 fn validate_webhook_secret(secret: &str) -> Result<&str, ConfigError> {
     let ok_len = (1..=256).contains(&secret.len());
-    let ok_chars = secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let ok_chars = secret
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok_len && ok_chars {
         Ok(secret)
     } else {
-        Err(problem("WEBHOOK_SECRET", "must be 1–256 characters of A-Z a-z 0-9 _ -"))
+        Err(problem(
+            "WEBHOOK_SECRET",
+            "must be 1–256 characters of A-Z a-z 0-9 _ -",
+        ))
     }
 }
 
@@ -364,15 +443,22 @@ fn parse_channels(list: &str) -> Result<Vec<Channel>, ConfigError> {
     let mut channels = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let channel = if let Some(name) = item.strip_prefix('@') {
-            let valid = name.len() >= 4 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                name.len() >= 4 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(problem("CHANNEL_ID", format!("`{item}` is not a channel username like @my_channel")));
+                return Err(problem(
+                    "CHANNEL_ID",
+                    format!("`{item}` is not a channel username like @my_channel"),
+                ));
             }
             Channel::Username(name.to_string())
         } else {
-            let id = item
-                .parse()
-                .map_err(|_| problem("CHANNEL_ID", format!("`{item}` is neither @username nor a numeric chat id")))?;
+            let id = item.parse().map_err(|_| {
+                problem(
+                    "CHANNEL_ID",
+                    format!("`{item}` is neither @username nor a numeric chat id"),
+                )
+            })?;
             Channel::Id(id)
         };
         if !channels.contains(&channel) {
@@ -390,11 +476,18 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn base() -> Vec<(&'static str, &'static str)> {
-        vec![("TELEGRAM_BOT_TOKEN", "123:abc"), ("OPENAI_API_KEY", "sk-x"), ("WEBHOOK_SECRET", "s3cret")]
+        vec![
+            ("TELEGRAM_BOT_TOKEN", "123:abc"),
+            ("OPENAI_API_KEY", "sk-x"),
+            ("WEBHOOK_SECRET", "s3cret"),
+        ]
     }
 
     #[test]
@@ -416,7 +509,12 @@ mod tests {
         assert_eq!(err.var, "TELEGRAM_BOT_TOKEN");
         let mut v = base();
         v.retain(|(k, _)| *k != "WEBHOOK_SECRET");
-        assert_eq!(Config::from_vars(&vars(&v), Purpose::Serve).unwrap_err().var, "WEBHOOK_SECRET");
+        assert_eq!(
+            Config::from_vars(&vars(&v), Purpose::Serve)
+                .unwrap_err()
+                .var,
+            "WEBHOOK_SECRET"
+        );
         assert!(Config::from_vars(&vars(&v), Purpose::Bot).is_ok());
         for (var, value) in [
             ("WEBHOOK_SECRET", "has space"),
@@ -432,7 +530,11 @@ mod tests {
             let mut v = base();
             v.push((var, value));
             let v = vars(&v);
-            assert_eq!(Config::from_vars(&v, Purpose::Serve).unwrap_err().var, var, "{var}={value}");
+            assert_eq!(
+                Config::from_vars(&v, Purpose::Serve).unwrap_err().var,
+                var,
+                "{var}={value}"
+            );
         }
     }
 
@@ -442,7 +544,13 @@ mod tests {
         v.push(("CHANNEL_ID", "@first_one, -1001234567890"));
         v.push(("CHANNEL_POLICY", "any"));
         let c = Config::from_vars(&vars(&v), Purpose::Serve).unwrap();
-        assert_eq!(c.channels, vec![Channel::Username("first_one".into()), Channel::Id(-1001234567890)]);
+        assert_eq!(
+            c.channels,
+            vec![
+                Channel::Username("first_one".into()),
+                Channel::Id(-1001234567890)
+            ]
+        );
         assert_eq!(c.channel_policy, ChannelPolicy::Any);
         let debug = format!("{c:?}");
         assert!(!debug.contains("123:abc") && !debug.contains("sk-x") && !debug.contains("s3cret"));

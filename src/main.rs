@@ -55,7 +55,10 @@ fn load(purpose: Purpose) -> Result<Config, ExitCode> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 fn finish(result: anyhow::Result<()>) -> ExitCode {
@@ -90,11 +93,17 @@ fn main() -> ExitCode {
         Command::Poll => with_config(Purpose::Bot, subgpt::poll::poll),
         Command::Webhook { action } => match action {
             WebhookAction::Set { drop_pending } => {
-                with_config(Purpose::WebhookSet, |c| async move { subgpt::cli::webhook::set(&c, drop_pending).await })
+                with_config(Purpose::WebhookSet, |c| async move {
+                    subgpt::cli::webhook::set(&c, drop_pending).await
+                })
             }
-            WebhookAction::Info => with_config(Purpose::Webhook, |c| async move { subgpt::cli::webhook::info(&c).await }),
+            WebhookAction::Info => with_config(Purpose::Webhook, |c| async move {
+                subgpt::cli::webhook::info(&c).await
+            }),
             WebhookAction::Delete { drop_pending } => {
-                with_config(Purpose::Webhook, |c| async move { subgpt::cli::webhook::delete(&c, drop_pending).await })
+                with_config(Purpose::Webhook, |c| async move {
+                    subgpt::cli::webhook::delete(&c, drop_pending).await
+                })
             }
         },
         Command::Check => check(),
@@ -106,17 +115,27 @@ fn check() -> ExitCode {
     let config = match Config::from_vars(&environment(), Purpose::Bot) {
         Ok(c) => c,
         Err(e) => {
-            println!("FAIL  configuration: {}: {} — fix: set it in .env or the environment", e.var, e.problem);
+            println!(
+                "FAIL  configuration: {}: {} — fix: set it in .env or the environment",
+                e.var, e.problem
+            );
             return ExitCode::from(2);
         }
     };
     subgpt::telemetry::init_logging(config.log_format, secrets(&config));
-    if runtime().block_on(subgpt::cli::check::run(&config)) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if runtime().block_on(subgpt::cli::check::run(&config)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// The values scrubbed from every log line.
 fn secrets(config: &Config) -> Vec<String> {
-    let mut secrets = vec![config.telegram_bot_token.expose().to_string(), config.openai_api_key.expose().to_string()];
+    let mut secrets = vec![
+        config.telegram_bot_token.expose().to_string(),
+        config.openai_api_key.expose().to_string(),
+    ];
     if let Some(s) = &config.webhook_secret {
         secrets.push(s.expose().to_string());
     }

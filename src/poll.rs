@@ -18,12 +18,19 @@ const LONG_POLL_SECS: u64 = 30;
 
 /// The file holding the next offset, beside the usage database.
 fn offset_file(config: &Config) -> PathBuf {
-    let dir = config.analytics_db_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = config
+        .analytics_db_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     dir.join(format!("poll-offset-{}", config.bot_id()))
 }
 
 fn read_offset(path: &Path) -> i64 {
-    std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn write_offset(path: &Path, offset: i64) -> std::io::Result<()> {
@@ -35,7 +42,11 @@ fn write_offset(path: &Path, offset: i64) -> std::io::Result<()> {
 /// Polls until SIGTERM/SIGINT, then drains like `serve`.
 pub async fn poll(config: Config) -> anyhow::Result<()> {
     let running = run::start(config).await?;
-    let info = running.telegram.get_webhook_info().await.context("getWebhookInfo failed")?;
+    let info = running
+        .telegram
+        .get_webhook_info()
+        .await
+        .context("getWebhookInfo failed")?;
     if !info.url.is_empty() {
         bail!(
             "a webhook is set ({}), and Telegram sends no updates to getUpdates while it is. \
@@ -68,21 +79,37 @@ async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
     let mut failures = 0u32;
     let ns = format!("subgpt:{}", running.config.bot_id());
     loop {
-        let batch = match running.telegram.get_updates_raw(offset, LONG_POLL_SECS, ALLOWED_UPDATES).await {
+        let batch = match running
+            .telegram
+            .get_updates_raw(offset, LONG_POLL_SECS, ALLOWED_UPDATES)
+            .await
+        {
             Ok(batch) => {
                 failures = 0;
                 batch
             }
-            Err(TelegramError::Api { code: 409, description, .. }) if description.contains("webhook") => {
-                bail!("a webhook is set ({description}); remove it with `subgpt webhook delete` to poll");
+            Err(TelegramError::Api {
+                code: 409,
+                description,
+                ..
+            }) if description.contains("webhook") => {
+                bail!(
+                    "a webhook is set ({description}); remove it with `subgpt webhook delete` to poll"
+                );
             }
-            Err(TelegramError::Api { code: 409, description, .. }) => {
+            Err(TelegramError::Api {
+                code: 409,
+                description,
+                ..
+            }) => {
                 bail!(
                     "another process is polling this bot (Telegram answered 409 Conflict: {description}). \
                      Only one may poll a bot at a time: stop the other instance"
                 );
             }
-            Err(TelegramError::Api { code: 401 | 404, .. }) => bail!("Telegram rejected TELEGRAM_BOT_TOKEN"),
+            Err(TelegramError::Api {
+                code: 401 | 404, ..
+            }) => bail!("Telegram rejected TELEGRAM_BOT_TOKEN"),
             Err(e) => {
                 failures += 1;
                 let wait = Duration::from_secs(u64::from(failures.min(6)).pow(2).max(1));
@@ -97,13 +124,20 @@ async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
                 Ok(update) => {
                     let key = format!("{ns}:upd:{}", update.update_id);
                     metrics::counter!("subgpt_updates_received_total").increment(1);
-                    if running.kv.set_nx_ex(&key, "1", DEDUP_TTL).await.unwrap_or(true) {
+                    if running
+                        .kv
+                        .set_nx_ex(&key, "1", DEDUP_TTL)
+                        .await
+                        .unwrap_or(true)
+                    {
                         route(&running.dispatcher, update);
                     } else {
                         metrics::counter!("subgpt_updates_duplicate_total").increment(1);
                     }
                 }
-                Err(e) => tracing::warn!(update_id = id, error = %e, "skipping an update that does not parse"),
+                Err(e) => {
+                    tracing::warn!(update_id = id, error = %e, "skipping an update that does not parse")
+                }
             }
             if let Some(id) = id {
                 offset = offset.max(id + 1);

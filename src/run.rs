@@ -33,8 +33,12 @@ pub struct Running {
 /// Opens the stores, checks the token with getMe, registers the command menu, and builds
 /// the gate + bot stack behind a dispatcher.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let usage = UsageStore::open(&config.analytics_db_path)
-        .with_context(|| format!("cannot open the usage database {}", config.analytics_db_path.display()))?;
+    let usage = UsageStore::open(&config.analytics_db_path).with_context(|| {
+        format!(
+            "cannot open the usage database {}",
+            config.analytics_db_path.display()
+        )
+    })?;
     let kv = match &config.redis_url {
         Some(url) => {
             let kv = Kv::redis(url).context("REDIS_URL")?;
@@ -52,18 +56,36 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         other => anyhow::anyhow!("cannot reach Telegram at {}: {other}", config.telegram_api_url),
     })?;
-    tracing::info!(bot = me.username.as_deref().unwrap_or(&me.first_name), id = me.id, "Telegram token valid");
+    tracing::info!(
+        bot = me.username.as_deref().unwrap_or(&me.first_name),
+        id = me.id,
+        "Telegram token valid"
+    );
     if let Err(e) = telegram.set_my_commands(&bot::menu()).await {
         tracing::warn!(error = %e, "could not register the command menu");
     }
 
     let assistant = Assistant::new(&config, kv.clone());
-    let app = Arc::new(App { config: config.clone(), telegram: telegram.clone(), assistant, kv: kv.clone() });
+    let app = Arc::new(App {
+        config: config.clone(),
+        telegram: telegram.clone(),
+        assistant,
+        kv: kv.clone(),
+    });
     let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));
-    let service = ServiceBuilder::new().layer(GateLayer::new(gate)).service(BotService::new(app));
+    let service = ServiceBuilder::new()
+        .layer(GateLayer::new(gate))
+        .service(BotService::new(app));
     let tracker = TaskTracker::new();
     let dispatcher = Dispatcher::new(BoxCloneSyncService::new(service), tracker.clone());
-    Ok(Running { config, telegram, kv, usage, dispatcher, tracker })
+    Ok(Running {
+        config,
+        telegram,
+        kv,
+        usage,
+        dispatcher,
+        tracker,
+    })
 }
 
 impl Running {
@@ -71,8 +93,14 @@ impl Running {
     pub async fn drain(self) {
         self.tracker.close();
         let drain = self.config.shutdown_drain;
-        if tokio::time::timeout(drain, self.tracker.wait()).await.is_err() {
-            tracing::warn!(users = self.dispatcher.active_users(), "drain time-out reached; some answers were not finished");
+        if tokio::time::timeout(drain, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                users = self.dispatcher.active_users(),
+                "drain time-out reached; some answers were not finished"
+            );
         }
         if let Err(e) = self.usage.close(Duration::from_secs(10)).await {
             tracing::error!(error = %e, "could not write every pending usage row");
@@ -89,7 +117,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let running = start(config).await?;
     let stopping = CancellationToken::new();
     let state = ServerState {
-        secret: running.config.webhook_secret.clone().context("WEBHOOK_SECRET")?,
+        secret: running
+            .config
+            .webhook_secret
+            .clone()
+            .context("WEBHOOK_SECRET")?,
         ns: format!("subgpt:{}", running.config.bot_id()),
         kv: running.kv.clone(),
         usage: running.usage.clone(),
@@ -102,7 +134,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut server = {
         let closed = closed.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(async move { closed.cancelled().await }).await
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { closed.cancelled().await })
+                .await
         })
     };
     tracing::info!(addr = %running.config.bind_addr, path = %running.config.webhook_path, "listening for webhook updates");

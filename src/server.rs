@@ -62,7 +62,9 @@ fn reject(status: StatusCode, reason: &'static str) -> Response {
 }
 
 fn secret_matches(headers: &HeaderMap, secret: &Secret) -> bool {
-    let Some(given) = headers.get(SECRET_HEADER) else { return false };
+    let Some(given) = headers.get(SECRET_HEADER) else {
+        return false;
+    };
     given.as_bytes().ct_eq(secret.expose().as_bytes()).into()
 }
 
@@ -74,7 +76,10 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
     if !secret_matches(request.headers(), &state.secret) {
         return reject(StatusCode::UNAUTHORIZED, "unauthorized");
     }
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY) {
         discard(request.into_body()).await;
         return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large");
@@ -97,7 +102,9 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
             return StatusCode::OK.into_response();
         }
         // Better to risk handling a re-delivery twice than to lose a message.
-        Err(e) => tracing::warn!(error = %e, "update dedup unavailable; handling the update anyway"),
+        Err(e) => {
+            tracing::warn!(error = %e, "update dedup unavailable; handling the update anyway")
+        }
     }
     route(&state.dispatcher, update);
     StatusCode::OK.into_response()
@@ -156,7 +163,11 @@ async fn readyz(State(AppState(state)): State<AppState>) -> Response {
     if failed.is_empty() {
         (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "failed": failed}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "failed": failed})),
+        )
+            .into_response()
     }
 }
 

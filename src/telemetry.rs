@@ -17,11 +17,20 @@ const QUIET: &str = "reqwest=info,hyper=info,hyper_util=info,h2=info,rustls=info
 /// Installs the global subscriber. Every line is scrubbed of `secrets` before it is written.
 pub fn init_logging(format: LogFormat, secrets: Vec<String>) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    let filter = EnvFilter::try_new(format!("{filter},{QUIET}")).unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET}")));
-    let writer = Redacting { secrets: Arc::new(secrets.into_iter().filter(|s| s.len() >= 4).collect()) };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let filter = EnvFilter::try_new(format!("{filter},{QUIET}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET}")));
+    let writer = Redacting {
+        secrets: Arc::new(secrets.into_iter().filter(|s| s.len() >= 4).collect()),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let _ = match format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Pretty => builder.with_ansi(false).try_init(),
     };
 }
@@ -41,7 +50,10 @@ struct Line {
 impl<'a> MakeWriter<'a> for Redacting {
     type Writer = Line;
     fn make_writer(&'a self) -> Line {
-        Line { secrets: Arc::clone(&self.secrets), buf: Vec::with_capacity(256) }
+        Line {
+            secrets: Arc::clone(&self.secrets),
+            buf: Vec::with_capacity(256),
+        }
     }
 }
 
@@ -87,12 +99,36 @@ pub fn metrics() -> PrometheusHandle {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("subgpt_updates_received_total", "Webhook updates accepted");
-    describe_counter!("subgpt_updates_duplicate_total", "Updates ignored as re-deliveries");
-    describe_counter!("subgpt_updates_rejected_total", "Webhook requests refused, by reason");
-    describe_counter!("subgpt_gate_decisions_total", "Subscription gate decisions by outcome and source");
-    describe_counter!("subgpt_openai_requests_total", "OpenAI requests by endpoint and status");
-    describe_histogram!("subgpt_openai_request_duration_seconds", "OpenAI request latency");
-    describe_counter!("subgpt_telegram_requests_total", "Telegram requests by method and status");
-    describe_counter!("subgpt_tokens_recorded_total", "Tokens written to the usage store");
-    describe_gauge!("subgpt_in_flight_conversations", "Updates being handled right now");
+    describe_counter!(
+        "subgpt_updates_duplicate_total",
+        "Updates ignored as re-deliveries"
+    );
+    describe_counter!(
+        "subgpt_updates_rejected_total",
+        "Webhook requests refused, by reason"
+    );
+    describe_counter!(
+        "subgpt_gate_decisions_total",
+        "Subscription gate decisions by outcome and source"
+    );
+    describe_counter!(
+        "subgpt_openai_requests_total",
+        "OpenAI requests by endpoint and status"
+    );
+    describe_histogram!(
+        "subgpt_openai_request_duration_seconds",
+        "OpenAI request latency"
+    );
+    describe_counter!(
+        "subgpt_telegram_requests_total",
+        "Telegram requests by method and status"
+    );
+    describe_counter!(
+        "subgpt_tokens_recorded_total",
+        "Tokens written to the usage store"
+    );
+    describe_gauge!(
+        "subgpt_in_flight_conversations",
+        "Updates being handled right now"
+    );
 }

@@ -32,13 +32,21 @@ async fn each_member_status_decides_access() {
             assert!(text.contains("https://t.me/test_channel"), "{text}");
         }
     }
-    assert_eq!(app.openai.request_count(), 4, "refused users never reach OpenAI");
+    assert_eq!(
+        app.openai.request_count(),
+        4,
+        "refused users never reach OpenAI"
+    );
 }
 
 #[tokio::test]
 async fn two_channels_with_all_and_any() {
     for (policy, expect_mixed) in [("all", false), ("any", true)] {
-        let app = Spawn::default().env("CHANNEL_ID", "@chan_one,@chan_two").env("CHANNEL_POLICY", policy).start().await;
+        let app = Spawn::default()
+            .env("CHANNEL_ID", "@chan_one,@chan_two")
+            .env("CHANNEL_POLICY", policy)
+            .start()
+            .await;
         // User 1 in both, user 2 in one, user 3 in none.
         app.telegram.set_member("@chan_two", 2, "left");
         app.telegram.set_member("@chan_one", 3, "left");
@@ -58,7 +66,8 @@ async fn two_channels_with_all_and_any() {
 #[tokio::test]
 async fn a_burst_from_an_uncached_user_asks_telegram_once() {
     let app = TestApp::spawn().await;
-    app.telegram.with(|s| s.chat_member_delay = Duration::from_millis(200));
+    app.telegram
+        .with(|s| s.chat_member_delay = Duration::from_millis(200));
     let sends = (0..20).map(|i| app.send_text(i + 1, 77, "burst"));
     futures::future::join_all(sends).await;
     app.wait_messages(77, 20).await;
@@ -67,15 +76,32 @@ async fn a_burst_from_an_uncached_user_asks_telegram_once() {
 
 #[tokio::test]
 async fn cached_decisions_expire_and_negative_ones_sooner() {
-    let app = Spawn::default().env("SUBSCRIPTION_CACHE_TTL_SECS", "2").env("SUBSCRIPTION_NEGATIVE_TTL_SECS", "1").start().await;
+    let app = Spawn::default()
+        .env("SUBSCRIPTION_CACHE_TTL_SECS", "2")
+        .env("SUBSCRIPTION_NEGATIVE_TTL_SECS", "1")
+        .start()
+        .await;
     app.send_text(1, 5, "a").await;
     app.send_text(2, 5, "b").await;
     app.wait_messages(5, 2).await;
-    assert_eq!(app.telegram.chat_member_calls(5), 1, "second message served from cache");
-    eventually("the positive entry to expire", Duration::from_secs(10), || false_after(&app, 5, 2100)).await;
+    assert_eq!(
+        app.telegram.chat_member_calls(5),
+        1,
+        "second message served from cache"
+    );
+    eventually(
+        "the positive entry to expire",
+        Duration::from_secs(10),
+        || false_after(&app, 5, 2100),
+    )
+    .await;
     app.send_text(3, 5, "c").await;
     app.wait_messages(5, 3).await;
-    assert_eq!(app.telegram.chat_member_calls(5), 2, "asked again after the TTL");
+    assert_eq!(
+        app.telegram.chat_member_calls(5),
+        2,
+        "asked again after the TTL"
+    );
 
     // A refused user who joins is let in once the (shorter) negative entry lapses.
     app.telegram.set_member(CHANNEL, 6, "left");
@@ -83,9 +109,17 @@ async fn cached_decisions_expire_and_negative_ones_sooner() {
     assert!(app.wait_messages(6, 1).await[0].starts_with(REFUSAL));
     app.telegram.set_member(CHANNEL, 6, "member");
     app.send_text(11, 6, "again").await;
-    assert!(app.wait_messages(6, 2).await[1].starts_with(REFUSAL), "negative entry still cached");
+    assert!(
+        app.wait_messages(6, 2).await[1].starts_with(REFUSAL),
+        "negative entry still cached"
+    );
     let refused_at = app.telegram.calls("getChatMember").last().unwrap().at;
-    eventually("the negative entry to expire", Duration::from_secs(10), || refused_at.elapsed() > Duration::from_millis(1100)).await;
+    eventually(
+        "the negative entry to expire",
+        Duration::from_secs(10),
+        || refused_at.elapsed() > Duration::from_millis(1100),
+    )
+    .await;
     app.send_text(12, 6, "now?").await;
     assert_eq!(app.wait_messages(6, 3).await[2], "Echo: now?");
 }
@@ -93,7 +127,11 @@ async fn cached_decisions_expire_and_negative_ones_sooner() {
 /// True once `ms` milliseconds passed since the last getChatMember for `user`.
 fn false_after(app: &TestApp, user: i64, ms: u64) -> bool {
     let calls = app.telegram.calls("getChatMember");
-    let last = calls.iter().rev().find(|c| c.params["user_id"].as_i64() == Some(user)).unwrap();
+    let last = calls
+        .iter()
+        .rev()
+        .find(|c| c.params["user_id"].as_i64() == Some(user))
+        .unwrap();
     last.at.elapsed() > Duration::from_millis(ms)
 }
 
@@ -105,7 +143,10 @@ async fn chat_member_updates_change_access_at_once() {
     // Leaves: refused on the very next message, though Telegram (stale) still says member.
     let leave = chat_member_update(2, CHANNEL, -1001, 8, "member", "left");
     assert_eq!(app.post_update(&leave).await, 200);
-    eventually("the leave to be applied", Duration::from_secs(5), || app.logs().contains("membership changed")).await;
+    eventually("the leave to be applied", Duration::from_secs(5), || {
+        app.logs().contains("membership changed")
+    })
+    .await;
     app.send_text(3, 8, "still there?").await;
     assert!(app.wait_messages(8, 2).await[1].starts_with(REFUSAL));
 
@@ -116,10 +157,17 @@ async fn chat_member_updates_change_access_at_once() {
     let join = chat_member_update(5, CHANNEL, -1001, 9, "left", "member");
     assert_eq!(app.post_update(&join).await, 200);
     let calls_before = app.telegram.chat_member_calls(9);
-    eventually("the join to be applied", Duration::from_secs(5), || app.logs().matches("membership changed").count() == 2).await;
+    eventually("the join to be applied", Duration::from_secs(5), || {
+        app.logs().matches("membership changed").count() == 2
+    })
+    .await;
     app.send_text(6, 9, "joined").await;
     assert_eq!(app.wait_messages(9, 2).await[1], "Echo: joined");
-    assert_eq!(app.telegram.chat_member_calls(9), calls_before, "no new getChatMember call");
+    assert_eq!(
+        app.telegram.chat_member_calls(9),
+        calls_before,
+        "no new getChatMember call"
+    );
 
     // Another channel's changes don't count.
     let elsewhere = chat_member_update(7, "@other_channel", -1002, 9, "member", "left");
@@ -141,16 +189,30 @@ async fn subscribe_rechecks_now_and_start_help_are_for_everyone() {
     app.telegram.set_member(CHANNEL, 4, "member");
     app.send_text(4, 4, "/subscribe").await;
     let yes = app.wait_messages(4, 4).await.pop().unwrap();
-    assert!(yes.contains("You're subscribed") && yes.contains("/reset"), "{yes}");
-    assert_eq!(app.telegram.chat_member_calls(4), 3, "/subscribe bypasses the cached refusal");
+    assert!(
+        yes.contains("You're subscribed") && yes.contains("/reset"),
+        "{yes}"
+    );
+    assert_eq!(
+        app.telegram.chat_member_calls(4),
+        3,
+        "/subscribe bypasses the cached refusal"
+    );
     app.send_text(5, 4, "question").await;
     assert_eq!(app.wait_messages(4, 5).await[4], "Echo: question");
-    assert_eq!(app.telegram.chat_member_calls(4), 3, "and refreshes the cache");
+    assert_eq!(
+        app.telegram.chat_member_calls(4),
+        3,
+        "and refreshes the cache"
+    );
 }
 
 #[tokio::test]
 async fn admins_pass_without_a_check() {
-    let app = Spawn::default().env("ADMIN_USER_IDS", "31, 32").start().await;
+    let app = Spawn::default()
+        .env("ADMIN_USER_IDS", "31, 32")
+        .start()
+        .await;
     app.telegram.set_default_status("left");
     app.send_text(1, 31, "admin here").await;
     assert_eq!(app.wait_messages(31, 1).await[0], "Echo: admin here");
@@ -160,10 +222,16 @@ async fn admins_pass_without_a_check() {
 #[tokio::test]
 async fn redis_outage_falls_back_to_telegram_and_recovers() {
     let mut redis = RedisServer::start();
-    let app = Spawn::default().env("REDIS_URL", &redis.url()).start().await;
+    let app = Spawn::default()
+        .env("REDIS_URL", &redis.url())
+        .start()
+        .await;
     app.send_text(1, 21, "one").await;
     app.wait_messages(21, 1).await;
-    assert_eq!(redis.cli(&["GET", "subgpt:123456:sub:21:@test_channel"]), "1");
+    assert_eq!(
+        redis.cli(&["GET", "subgpt:123456:sub:21:@test_channel"]),
+        "1"
+    );
 
     redis.stop();
     app.send_text(2, 21, "two").await;
@@ -172,17 +240,28 @@ async fn redis_outage_falls_back_to_telegram_and_recovers() {
     assert_eq!(app.wait_messages(22, 1).await[0], "Echo: three");
     app.send_text(4, 21, "four").await;
     app.wait_messages(21, 3).await;
-    assert_eq!(app.logs().matches("Redis is failing").count(), 1, "logged once per outage");
-    let ready = app.http.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert_eq!(
+        app.logs().matches("Redis is failing").count(),
+        1,
+        "logged once per outage"
+    );
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
     assert!(ready.text().await.unwrap().contains("redis"));
 
     redis.restart();
     app.send_text(5, 23, "five").await;
     app.wait_messages(23, 1).await;
-    eventually("the cache to be used again", Duration::from_secs(10), || {
-        redis.cli(&["GET", "subgpt:123456:sub:23:@test_channel"]) == "1"
-    })
+    eventually(
+        "the cache to be used again",
+        Duration::from_secs(10),
+        || redis.cli(&["GET", "subgpt:123456:sub:23:@test_channel"]) == "1",
+    )
     .await;
     assert!(app.logs().contains("Redis is reachable again"));
 }
@@ -190,20 +269,32 @@ async fn redis_outage_falls_back_to_telegram_and_recovers() {
 #[tokio::test]
 async fn telegram_failing_with_nothing_cached_fails_closed() {
     let app = TestApp::spawn().await;
-    app.telegram.with(|s| s.chat_member_error = Some((500, "Internal Server Error".into())));
+    app.telegram
+        .with(|s| s.chat_member_error = Some((500, "Internal Server Error".into())));
     app.send_text(1, 40, "hi").await;
     let text = app.wait_messages(40, 1).await.pop().unwrap();
-    assert_eq!(text, "I can't verify your subscription right now, try again in a minute.");
+    assert_eq!(
+        text,
+        "I can't verify your subscription right now, try again in a minute."
+    );
     assert_eq!(app.openai.request_count(), 0);
 }
 
 #[tokio::test]
 async fn a_slow_telegram_times_out_without_blocking_others() {
-    let app = Spawn::default().env("TELEGRAM_CHECK_TIMEOUT_MS", "500").env("ADMIN_USER_IDS", "2").start().await;
-    app.telegram.with(|s| s.chat_member_delay = Duration::from_secs(5));
+    let app = Spawn::default()
+        .env("TELEGRAM_CHECK_TIMEOUT_MS", "500")
+        .env("ADMIN_USER_IDS", "2")
+        .start()
+        .await;
+    app.telegram
+        .with(|s| s.chat_member_delay = Duration::from_secs(5));
     app.send_text(1, 1, "slow").await;
     app.send_text(2, 2, "admin is not blocked").await;
-    assert_eq!(app.wait_messages(2, 1).await[0], "Echo: admin is not blocked");
+    assert_eq!(
+        app.wait_messages(2, 1).await[0],
+        "Echo: admin is not blocked"
+    );
     let text = app.wait_messages(1, 1).await.pop().unwrap();
     assert!(text.contains("can't verify"), "{text}");
 }
@@ -211,11 +302,21 @@ async fn a_slow_telegram_times_out_without_blocking_others() {
 #[tokio::test]
 async fn the_bot_not_being_admin_is_logged_with_the_fix() {
     let app = TestApp::spawn().await;
-    app.telegram.with(|s| s.chat_member_error = Some((400, "Bad Request: member list is inaccessible".into())));
+    app.telegram.with(|s| {
+        s.chat_member_error = Some((400, "Bad Request: member list is inaccessible".into()))
+    });
     app.send_text(1, 50, "hi").await;
     let text = app.wait_messages(50, 1).await.pop().unwrap();
-    assert!(text.starts_with("Sorry, I can't check subscriptions"), "{text}");
-    assert!(app.logs().contains("make the bot an administrator of @test_channel"), "{}", app.logs());
+    assert!(
+        text.starts_with("Sorry, I can't check subscriptions"),
+        "{text}"
+    );
+    assert!(
+        app.logs()
+            .contains("make the bot an administrator of @test_channel"),
+        "{}",
+        app.logs()
+    );
     assert_eq!(app.openai.request_count(), 0);
 }
 
@@ -225,7 +326,21 @@ async fn gate_decisions_are_counted_by_outcome_and_source() {
     app.send_text(1, 60, "a").await;
     app.send_text(2, 60, "b").await;
     app.wait_messages(60, 2).await;
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"subgpt_gate_decisions_total{outcome="allowed",source="telegram"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"subgpt_gate_decisions_total{outcome="allowed",source="cache"} 1"#), "{metrics}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"subgpt_gate_decisions_total{outcome="allowed",source="telegram"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"subgpt_gate_decisions_total{outcome="allowed",source="cache"} 1"#),
+        "{metrics}"
+    );
 }

@@ -17,29 +17,48 @@ async fn run(spawn: Spawn) -> (i32, String) {
 async fn webhook_set_info_delete() {
     let telegram = FakeTelegram::start().await;
     let openai = FakeOpenAi::start().await;
-    let base = || Spawn::default().fakes(&telegram, &openai).env("WEBHOOK_URL", "https://bot.example.com/webhook");
+    let base = || {
+        Spawn::default()
+            .fakes(&telegram, &openai)
+            .env("WEBHOOK_URL", "https://bot.example.com/webhook")
+    };
 
     let (code, out) = run(base().command(&["webhook", "set", "--drop-pending"])).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("Webhook set: https://bot.example.com/webhook"), "{out}");
+    assert!(
+        out.contains("Webhook set: https://bot.example.com/webhook"),
+        "{out}"
+    );
     let call = telegram.calls("setWebhook").pop().unwrap().params;
     assert_eq!(call["url"], "https://bot.example.com/webhook");
     assert_eq!(call["secret_token"], SECRET);
     assert_eq!(call["drop_pending_updates"], true);
-    let allowed: Vec<&str> = call["allowed_updates"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(allowed.contains(&"message") && allowed.contains(&"chat_member"), "{allowed:?}");
+    let allowed: Vec<&str> = call["allowed_updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        allowed.contains(&"message") && allowed.contains(&"chat_member"),
+        "{allowed:?}"
+    );
     assert!(!out.contains(SECRET), "the secret is not printed");
 
     telegram.with(|s| {
         s.webhook["pending_update_count"] = json!(7);
         s.webhook["last_error_date"] = json!(1_700_000_000);
-        s.webhook["last_error_message"] = json!("Wrong response from the webhook: 401 Unauthorized");
+        s.webhook["last_error_message"] =
+            json!("Wrong response from the webhook: 401 Unauthorized");
     });
     let (code, out) = run(base().command(&["webhook", "info"])).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("https://bot.example.com/webhook"), "{out}");
     assert!(out.contains("Pending updates:  7"), "{out}");
-    assert!(out.contains("2023-11-14 22:13:20 UTC — Wrong response from the webhook: 401 Unauthorized"), "{out}");
+    assert!(
+        out.contains("2023-11-14 22:13:20 UTC — Wrong response from the webhook: 401 Unauthorized"),
+        "{out}"
+    );
 
     let (code, out) = run(base().command(&["webhook", "delete"])).await;
     assert_eq!(code, 0, "{out}");
@@ -47,7 +66,10 @@ async fn webhook_set_info_delete() {
 
     // `set` without WEBHOOK_URL is a configuration error, before any call.
     let calls = telegram.state.lock().calls.len();
-    let (code, out) = run(Spawn::default().fakes(&telegram, &openai).command(&["webhook", "set"])).await;
+    let (code, out) = run(Spawn::default()
+        .fakes(&telegram, &openai)
+        .command(&["webhook", "set"]))
+    .await;
     assert_eq!(code, 2);
     assert!(out.contains("WEBHOOK_URL"), "{out}");
     assert_eq!(telegram.state.lock().calls.len(), calls);
@@ -76,8 +98,19 @@ async fn check_passes_when_everything_is_right() {
     let (_t, _o, spawn) = healthy(&redis).await;
     let (code, out) = run(spawn).await;
     assert_eq!(code, 0, "{out}");
-    for name in ["configuration", "sqlite", "redis", "telegram", "channel @test_channel", "openai", "webhook"] {
-        assert!(out.lines().any(|l| l.starts_with("ok") && l.contains(name)), "{name}: {out}");
+    for name in [
+        "configuration",
+        "sqlite",
+        "redis",
+        "telegram",
+        "channel @test_channel",
+        "openai",
+        "webhook",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with("ok") && l.contains(name)),
+            "{name}: {out}"
+        );
     }
     assert!(!out.contains("FAIL"));
 }
@@ -85,30 +118,81 @@ async fn check_passes_when_everything_is_right() {
 #[tokio::test]
 async fn check_names_each_failure_and_its_fix() {
     let redis = RedisServer::start();
-    let cases: Vec<(&str, Box<dyn Fn(&FakeTelegram, Spawn) -> Spawn>, &str)> = vec![
-        ("telegram", Box::new(|t, s| { t.with(|st| st.reject_token = true); s }), "copy TELEGRAM_BOT_TOKEN again"),
-        ("channel @test_channel", Box::new(|t, s| { t.set_member(CHANNEL, telegram::BOT_ID, "member"); s }),
-            "make the bot an administrator of @test_channel"),
-        ("openai", Box::new(|_, s| s.env("OPENAI_API_KEY", "sk-wrong")), "set a valid OPENAI_API_KEY"),
-        ("openai", Box::new(|_, s| s.env("OPENAI_MODEL", "no-such-model")), "set OPENAI_MODEL"),
-        ("redis", Box::new(|_, s| s.env("REDIS_URL", &format!("redis://127.0.0.1:{}/0", free_port()))), "start Redis"),
-        ("sqlite", Box::new(|_, s| s.env("ANALYTICS_DB_PATH", "/dev/null/usage.db")), "writable"),
-        ("webhook", Box::new(|t, s| { t.with(|st| st.webhook["url"] = json!("")); s }), "run `subgpt webhook set`"),
-        ("webhook", Box::new(|t, s| {
-            let now = chrono::Utc::now().timestamp();
-            t.with(|st| { st.webhook["last_error_date"] = json!(now - 60); st.webhook["last_error_message"] = json!("Connection refused"); });
-            s
-        }), "troubleshooting"),
+    type Breaks = Box<dyn Fn(&FakeTelegram, Spawn) -> Spawn>;
+    let cases: Vec<(&str, Breaks, &str)> = vec![
+        (
+            "telegram",
+            Box::new(|t, s| {
+                t.with(|st| st.reject_token = true);
+                s
+            }),
+            "copy TELEGRAM_BOT_TOKEN again",
+        ),
+        (
+            "channel @test_channel",
+            Box::new(|t, s| {
+                t.set_member(CHANNEL, telegram::BOT_ID, "member");
+                s
+            }),
+            "make the bot an administrator of @test_channel",
+        ),
+        (
+            "openai",
+            Box::new(|_, s| s.env("OPENAI_API_KEY", "sk-wrong")),
+            "set a valid OPENAI_API_KEY",
+        ),
+        (
+            "openai",
+            Box::new(|_, s| s.env("OPENAI_MODEL", "no-such-model")),
+            "set OPENAI_MODEL",
+        ),
+        (
+            "redis",
+            Box::new(|_, s| s.env("REDIS_URL", &format!("redis://127.0.0.1:{}/0", free_port()))),
+            "start Redis",
+        ),
+        (
+            "sqlite",
+            Box::new(|_, s| s.env("ANALYTICS_DB_PATH", "/dev/null/usage.db")),
+            "writable",
+        ),
+        (
+            "webhook",
+            Box::new(|t, s| {
+                t.with(|st| st.webhook["url"] = json!(""));
+                s
+            }),
+            "run `subgpt webhook set`",
+        ),
+        (
+            "webhook",
+            Box::new(|t, s| {
+                let now = chrono::Utc::now().timestamp();
+                t.with(|st| {
+                    st.webhook["last_error_date"] = json!(now - 60);
+                    st.webhook["last_error_message"] = json!("Connection refused");
+                });
+                s
+            }),
+            "troubleshooting",
+        ),
     ];
     for (name, breaks, fix) in cases {
         let (telegram, _o, spawn) = healthy(&redis).await;
         let (code, out) = run(breaks(&telegram, spawn)).await;
         assert_eq!(code, 1, "{name}: {out}");
-        let line = out.lines().find(|l| l.starts_with("FAIL")).unwrap_or_else(|| panic!("no FAIL line: {out}"));
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("FAIL"))
+            .unwrap_or_else(|| panic!("no FAIL line: {out}"));
         assert!(line.contains(name) && line.contains(fix), "{name}: {line}");
         // A rejected token also leaves the channel checks undone; anything else fails alone.
         let expected = if name == "telegram" { 2 } else { 1 };
-        assert_eq!(out.lines().filter(|l| l.starts_with("FAIL")).count(), expected, "{out}");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("FAIL")).count(),
+            expected,
+            "{out}"
+        );
     }
     let (_t, _o, spawn) = healthy(&redis).await;
     let (code, out) = run(spawn.env("CHANNEL_POLICY", "sometimes")).await;
@@ -121,24 +205,55 @@ async fn poll_answers_and_resumes_without_repeats() {
     let telegram = FakeTelegram::start().await;
     let openai = FakeOpenAi::start().await;
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    telegram.with(|s| s.updates.extend([text_update(10, 1, "first"), text_update(11, 1, "second")]));
-    let app = Spawn::default().fakes(&telegram, &openai).dir(&dir).command(&["poll"]).launch().await;
+    telegram.with(|s| {
+        s.updates
+            .extend([text_update(10, 1, "first"), text_update(11, 1, "second")])
+    });
+    let app = Spawn::default()
+        .fakes(&telegram, &openai)
+        .dir(&dir)
+        .command(&["poll"])
+        .launch()
+        .await;
     app.wait_messages(1, 2).await;
-    eventually("the offset to be confirmed", Duration::from_secs(10), || telegram.with(|s| s.confirmed_offset) == 12).await;
+    eventually(
+        "the offset to be confirmed",
+        Duration::from_secs(10),
+        || telegram.with(|s| s.confirmed_offset) == 12,
+    )
+    .await;
     app.terminate();
     assert_eq!(app.wait_exit(Duration::from_secs(20)).await.code(), Some(0));
 
     // Telegram re-sends 11 (as if unconfirmed) with a new one; only the new one is handled.
-    telegram.with(|s| s.updates.extend([text_update(11, 1, "second"), text_update(12, 1, "third")]));
+    telegram.with(|s| {
+        s.updates
+            .extend([text_update(11, 1, "second"), text_update(12, 1, "third")])
+    });
     telegram.with(|s| s.confirmed_offset = 0);
-    let again = Spawn::default().fakes(&telegram, &openai).dir(&dir).command(&["poll"]).launch().await;
+    let again = Spawn::default()
+        .fakes(&telegram, &openai)
+        .dir(&dir)
+        .command(&["poll"])
+        .launch()
+        .await;
     again.wait_messages(1, 3).await;
-    eventually("the new offset", Duration::from_secs(10), || telegram.with(|s| s.confirmed_offset) == 13).await;
+    eventually("the new offset", Duration::from_secs(10), || {
+        telegram.with(|s| s.confirmed_offset) == 13
+    })
+    .await;
     assert_eq!(openai.inputs(), vec!["first", "second", "third"]);
-    let first_poll = telegram.calls("getUpdates").into_iter().rev().find(|c| c.params["offset"] == 12);
+    let first_poll = telegram
+        .calls("getUpdates")
+        .into_iter()
+        .rev()
+        .find(|c| c.params["offset"] == 12);
     assert!(first_poll.is_some(), "resumed from the saved offset");
     again.terminate();
-    assert_eq!(again.wait_exit(Duration::from_secs(20)).await.code(), Some(0));
+    assert_eq!(
+        again.wait_exit(Duration::from_secs(20)).await.code(),
+        Some(0)
+    );
 }
 
 #[tokio::test]
@@ -146,17 +261,29 @@ async fn poll_explains_a_webhook_and_a_second_poller() {
     let telegram = FakeTelegram::start().await;
     let openai = FakeOpenAi::start().await;
     telegram.with(|s| s.webhook["url"] = json!("https://bot.example.com/webhook"));
-    let (code, out) = run(Spawn::default().fakes(&telegram, &openai).command(&["poll"])).await;
+    let (code, out) = run(Spawn::default()
+        .fakes(&telegram, &openai)
+        .command(&["poll"]))
+    .await;
     assert_eq!(code, 1);
-    assert!(out.contains("a webhook is set") && out.contains("subgpt webhook delete"), "{out}");
+    assert!(
+        out.contains("a webhook is set") && out.contains("subgpt webhook delete"),
+        "{out}"
+    );
 
     telegram.with(|s| {
         s.webhook["url"] = json!("");
         s.polling_conflict = true;
     });
-    let (code, out) = run(Spawn::default().fakes(&telegram, &openai).command(&["poll"])).await;
+    let (code, out) = run(Spawn::default()
+        .fakes(&telegram, &openai)
+        .command(&["poll"]))
+    .await;
     assert_eq!(code, 1);
-    assert!(out.contains("another process is polling this bot") && out.contains("409 Conflict"), "{out}");
+    assert!(
+        out.contains("another process is polling this bot") && out.contains("409 Conflict"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -164,7 +291,10 @@ async fn sigterm_finishes_answers_in_flight_and_refuses_new_updates() {
     let app = TestApp::spawn().await;
     app.openai.with(|s| s.delay = Duration::from_secs(2));
     app.send_text(1, 70, "in flight").await;
-    eventually("OpenAI to be asked", Duration::from_secs(5), || app.openai.with(|s| s.in_flight) == 1).await;
+    eventually("OpenAI to be asked", Duration::from_secs(5), || {
+        app.openai.with(|s| s.in_flight) == 1
+    })
+    .await;
     app.terminate();
     // During the drain the webhook says 503 so Telegram re-delivers later.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -173,7 +303,10 @@ async fn sigterm_finishes_answers_in_flight_and_refuses_new_updates() {
         if status == 503 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never got 503, last {status}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never got 503, last {status}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let status = app.wait_exit(Duration::from_secs(30)).await;
@@ -187,8 +320,22 @@ async fn metrics_and_json_logs() {
     let app = Spawn::default().env("LOG_FORMAT", "json").start().await;
     app.send_text(1, 80, "count me").await;
     app.wait_messages(80, 1).await;
-    let _ = app.http.post(format!("{}/webhook", app.base)).body("{}").send().await.unwrap();
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let _ = app
+        .http
+        .post(format!("{}/webhook", app.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for needle in [
         "subgpt_updates_received_total 1",
         r#"subgpt_updates_rejected_total{reason="unauthorized"} 1"#,
@@ -201,7 +348,10 @@ async fn metrics_and_json_logs() {
         assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
     }
     let logs = app.logs();
-    let answered = logs.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| v["span"]["name"] == "update");
+    let answered = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["span"]["name"] == "update");
     let line = answered.unwrap_or_else(|| panic!("no log line inside an update span:\n{logs}"));
     assert_eq!(line["span"]["update_id"], 1);
     assert_eq!(line["span"]["user_id"], 80);

@@ -15,27 +15,68 @@ async fn webhook_refuses_bad_requests_and_accepts_updates() {
 
     let missing = app.http.post(&url).json(&update).send().await.unwrap();
     assert_eq!(missing.status(), 401);
-    let wrong = app.http.post(&url).header("X-Telegram-Bot-Api-Secret-Token", "webhook_Secret-124").json(&update).send().await.unwrap();
+    let wrong = app
+        .http
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", "webhook_Secret-124")
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let prefix = app.http.post(&url).header("X-Telegram-Bot-Api-Secret-Token", "webhook").json(&update).send().await.unwrap();
+    let prefix = app
+        .http
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", "webhook")
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(prefix.status(), 401);
 
     let big = vec![b'a'; 1024 * 1024 + 1];
-    let too_large = app.http.post(&url).header("X-Telegram-Bot-Api-Secret-Token", SECRET).body(big).send().await.unwrap();
+    let too_large = app
+        .http
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(too_large.status(), 413);
 
-    for body in ["not json", "{\"message\": {}}", "[1,2]", "{\"update_id\": \"x\"}"] {
-        let bad = app.http.post(&url).header("X-Telegram-Bot-Api-Secret-Token", SECRET).body(body).send().await.unwrap();
+    for body in [
+        "not json",
+        "{\"message\": {}}",
+        "[1,2]",
+        "{\"update_id\": \"x\"}",
+    ] {
+        let bad = app
+            .http
+            .post(&url)
+            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(bad.status(), 400, "body {body}");
     }
-    assert_eq!(app.openai.request_count(), 0, "nothing refused may reach OpenAI");
+    assert_eq!(
+        app.openai.request_count(),
+        0,
+        "nothing refused may reach OpenAI"
+    );
 
     assert_eq!(app.post_update(&update).await, 200);
     let texts = app.wait_messages(42, 1).await;
     assert_eq!(texts, vec!["Echo: hello"]);
 
     // Unknown kinds and other chats: 200, ignored.
-    assert_eq!(app.post_update(&json!({"update_id": 2, "poll": {"id": "1"}})).await, 200);
+    assert_eq!(
+        app.post_update(&json!({"update_id": 2, "poll": {"id": "1"}}))
+            .await,
+        200
+    );
     let group = json!({"update_id": 3, "message": {"message_id": 1, "date": 0, "text": "hi",
         "from": {"id": 42, "is_bot": false, "first_name": "A"}, "chat": {"id": -100, "type": "supergroup", "title": "G"}}});
     assert_eq!(app.post_update(&group).await, 200);
@@ -47,10 +88,20 @@ async fn webhook_refuses_bad_requests_and_accepts_updates() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;
-    let health = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "ok");
-    let ready = app.http.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
 }
 
@@ -60,11 +111,19 @@ async fn the_ack_does_not_wait_for_openai() {
     app.openai.with(|s| s.delay = Duration::from_secs(3));
     app.send_text(10, 7, "slow question").await;
     // The 200 came back; OpenAI is still working and nothing was answered yet.
-    eventually("OpenAI to receive the request", Duration::from_secs(5), || app.openai.with(|s| s.in_flight) == 1).await;
+    eventually(
+        "OpenAI to receive the request",
+        Duration::from_secs(5),
+        || app.openai.with(|s| s.in_flight) == 1,
+    )
+    .await;
     assert!(app.telegram.sent_texts(7).is_empty());
     let texts = app.wait_messages(7, 1).await;
     assert_eq!(texts[0], "Echo: slow question");
-    assert!(!app.telegram.calls("sendChatAction").is_empty(), "typing is shown while waiting");
+    assert!(
+        !app.telegram.calls("sendChatAction").is_empty(),
+        "typing is shown while waiting"
+    );
 }
 
 #[tokio::test]
@@ -76,8 +135,19 @@ async fn a_repeated_update_is_handled_once_in_process() {
     app.send_text(78, 5, "next").await;
     app.wait_messages(5, 2).await;
     assert_eq!(app.openai.inputs(), vec!["once", "next"]);
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("subgpt_updates_duplicate_total 2"), "{metrics}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("subgpt_updates_duplicate_total 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -85,8 +155,16 @@ async fn a_repeated_update_is_handled_once_across_instances_with_redis() {
     let redis = RedisServer::start();
     let telegram = FakeTelegram::start().await;
     let openai = FakeOpenAi::start().await;
-    let first = Spawn::default().fakes(&telegram, &openai).env("REDIS_URL", &redis.url()).start().await;
-    let second = Spawn::default().fakes(&telegram, &openai).env("REDIS_URL", &redis.url()).start().await;
+    let first = Spawn::default()
+        .fakes(&telegram, &openai)
+        .env("REDIS_URL", &redis.url())
+        .start()
+        .await;
+    let second = Spawn::default()
+        .fakes(&telegram, &openai)
+        .env("REDIS_URL", &redis.url())
+        .start()
+        .await;
     first.send_text(500, 9, "shared").await;
     second.send_text(500, 9, "shared").await;
     first.wait_messages(9, 1).await;
@@ -94,8 +172,14 @@ async fn a_repeated_update_is_handled_once_across_instances_with_redis() {
     first.wait_messages(9, 2).await;
     assert_eq!(openai.inputs(), vec!["shared", "later"]);
     assert_eq!(redis.cli(&["EXISTS", "subgpt:123456:upd:500"]), "1");
-    let ttl: i64 = redis.cli(&["TTL", "subgpt:123456:upd:500"]).parse().unwrap();
-    assert!(ttl > 86_000 && ttl <= 86_400, "dedup mark lives 24 h, ttl {ttl}");
+    let ttl: i64 = redis
+        .cli(&["TTL", "subgpt:123456:upd:500"])
+        .parse()
+        .unwrap();
+    assert!(
+        ttl > 86_000 && ttl <= 86_400,
+        "dedup mark lives 24 h, ttl {ttl}"
+    );
 }
 
 #[tokio::test]
@@ -110,19 +194,36 @@ async fn one_users_messages_are_answered_in_order_while_others_run_in_parallel()
     assert_eq!(texts, vec!["Echo: one", "Echo: two", "Echo: three"]);
     app.wait_messages(12, 1).await;
     let requests = app.openai.with(|s| s.requests.clone());
-    let of = |input: &str| requests.iter().find(|r| r.body["input"] == input).unwrap().started;
+    let of = |input: &str| {
+        requests
+            .iter()
+            .find(|r| r.body["input"] == input)
+            .unwrap()
+            .started
+    };
     // User 11's requests never overlap; user 12 did not wait for all of them.
     assert!(of("two") >= of("one") + Duration::from_millis(290));
     assert!(of("three") >= of("two") + Duration::from_millis(290));
-    assert!(of("other user") < of("three"), "another user runs in parallel");
+    assert!(
+        of("other user") < of("three"),
+        "another user runs in parallel"
+    );
 }
 
 #[tokio::test]
 async fn missing_configuration_exits_2_before_any_network_call() {
     let telegram = FakeTelegram::start().await;
     let openai = FakeOpenAi::start().await;
-    for (var, value) in [("OPENAI_API_KEY", ""), ("WEBHOOK_SECRET", "bad secret!"), ("TELEGRAM_BOT_TOKEN", "")] {
-        let app = Spawn::default().fakes(&telegram, &openai).env(var, value).launch().await;
+    for (var, value) in [
+        ("OPENAI_API_KEY", ""),
+        ("WEBHOOK_SECRET", "bad secret!"),
+        ("TELEGRAM_BOT_TOKEN", ""),
+    ] {
+        let app = Spawn::default()
+            .fakes(&telegram, &openai)
+            .env(var, value)
+            .launch()
+            .await;
         let status = app.wait_exit(Duration::from_secs(10)).await;
         assert_eq!(status.code(), Some(2), "{var}");
         let logs = app.logs();

@@ -27,7 +27,11 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher feeding `service`; its tasks are tracked by `tracker` for the drain.
     pub fn new(service: UpdateService, tracker: TaskTracker) -> Arc<Self> {
-        Arc::new(Dispatcher { queues: Mutex::new(HashMap::new()), service, tracker })
+        Arc::new(Dispatcher {
+            queues: Mutex::new(HashMap::new()),
+            service,
+            tracker,
+        })
     }
 
     /// Queues `update` behind the same user's earlier ones. Never waits.
@@ -45,7 +49,8 @@ impl Dispatcher {
         queues.insert(user, tx);
         metrics::gauge!("subgpt_active_users").set(queues.len() as f64);
         let this = Arc::clone(self);
-        self.tracker.spawn(async move { this.serve_user(user, rx).await });
+        self.tracker
+            .spawn(async move { this.serve_user(user, rx).await });
     }
 
     /// Users with a task right now.

@@ -43,7 +43,10 @@ pub fn menu() -> Vec<BotCommand> {
         ("subscribe", "Check your subscription now"),
     ]
     .into_iter()
-    .map(|(command, description)| BotCommand { command: command.into(), description: description.into() })
+    .map(|(command, description)| BotCommand {
+        command: command.into(),
+        description: description.into(),
+    })
     .collect()
 }
 
@@ -95,14 +98,22 @@ impl tower::Service<Update> for BotService {
 
 impl App {
     async fn handle(&self, message: &Message) {
-        let Some(user) = message.from.as_ref() else { return };
+        let Some(user) = message.from.as_ref() else {
+            return;
+        };
         let chat = message.chat.id;
         let Some(text) = message.text.as_deref().filter(|t| !t.trim().is_empty()) else {
             self.say(chat, texts::TEXT_ONLY).await;
             return;
         };
         match command(text) {
-            Some(("start" | "help", _)) => self.say(chat, &texts::help(&self.config, self.config.is_admin(user.id))).await,
+            Some(("start" | "help", _)) => {
+                self.say(
+                    chat,
+                    &texts::help(&self.config, self.config.is_admin(user.id)),
+                )
+                .await
+            }
             Some(("subscribe", _)) => self.say(chat, &texts::subscribed(&self.config)).await,
             Some(("reset", _)) => self.reset(chat, user).await,
             Some(("history", _)) => self.history(chat, user).await,
@@ -121,7 +132,11 @@ impl App {
     /// Telegram refuses its formatting.
     pub async fn send_markdown(&self, chat: i64, markdown: &str) {
         for part in format::render(markdown, TELEGRAM_LIMIT) {
-            match self.telegram.send_message(chat, &part.html, Some(ParseMode::Html)).await {
+            match self
+                .telegram
+                .send_message(chat, &part.html, Some(ParseMode::Html))
+                .await
+            {
                 Err(e) if e.is_parse_error() => {
                     tracing::warn!(error = %e, "Telegram refused the formatting; sending plain text");
                     if let Err(e) = self.telegram.send_message(chat, &part.plain, None).await {
@@ -141,7 +156,11 @@ impl App {
         typing.abort();
         match result {
             Ok(reply) => {
-                tracing::info!(tokens = reply.total_tokens, ms = started.elapsed().as_millis() as u64, "answered");
+                tracing::info!(
+                    tokens = reply.total_tokens,
+                    ms = started.elapsed().as_millis() as u64,
+                    "answered"
+                );
                 self.record_usage(user, reply.total_tokens);
                 self.send_markdown(chat, &reply.text).await;
             }
@@ -187,8 +206,14 @@ impl App {
         match self.assistant.history(user.id, Some(HISTORY_TURNS)).await {
             Ok(turns) if turns.is_empty() => self.say(chat, texts::NOTHING_YET).await,
             Ok(turns) => {
-                let shown: Vec<String> = turns.iter().map(|t| history_entry(t, HISTORY_TURN_CHARS)).collect();
-                let markdown = format!("**The last exchanges of this conversation**\n\n{}", shown.join("\n\n"));
+                let shown: Vec<String> = turns
+                    .iter()
+                    .map(|t| history_entry(t, HISTORY_TURN_CHARS))
+                    .collect();
+                let markdown = format!(
+                    "**The last exchanges of this conversation**\n\n{}",
+                    shown.join("\n\n")
+                );
                 self.send_markdown(chat, &markdown).await;
             }
             Err(e) => self.apologise(chat, &e).await,
@@ -202,7 +227,11 @@ impl App {
                 let document = export_document(&turns);
                 let name = format!("conversation-{}.md", chrono::Utc::now().format("%Y-%m-%d"));
                 let caption = format!("Your conversation: {} messages.", turns.len());
-                if let Err(e) = self.telegram.send_document(chat, &name, document.into_bytes(), &caption).await {
+                if let Err(e) = self
+                    .telegram
+                    .send_document(chat, &name, document.into_bytes(), &caption)
+                    .await
+                {
                     self.apologise(chat, &e).await;
                 }
             }
@@ -219,7 +248,10 @@ impl App {
 
 /// Sends one of the bot's own HTML messages, as plain text if Telegram refuses the HTML.
 pub async fn say(telegram: &Bot, chat: i64, html: &str) {
-    let result = match telegram.send_message(chat, html, Some(ParseMode::Html)).await {
+    let result = match telegram
+        .send_message(chat, html, Some(ParseMode::Html))
+        .await
+    {
         Err(e) if e.is_parse_error() => {
             tracing::warn!(error = %e, "Telegram refused the formatting; sending plain text");
             telegram.send_message(chat, &texts::plain(html), None).await
@@ -251,7 +283,11 @@ fn history_entry(turn: &Turn, max: usize) -> String {
 fn export_document(turns: &[Turn]) -> String {
     let mut doc = String::from("# Conversation\n");
     for turn in turns {
-        doc.push_str(&format!("\n## {}\n\n{}\n", speaker(turn.role), turn.text.trim_end()));
+        doc.push_str(&format!(
+            "\n## {}\n\n{}\n",
+            speaker(turn.role),
+            turn.text.trim_end()
+        ));
     }
     doc
 }
@@ -271,7 +307,10 @@ mod tests {
 
     #[test]
     fn history_entries_are_cut_on_characters() {
-        let turn = Turn { role: Role::User, text: "ü".repeat(700) };
+        let turn = Turn {
+            role: Role::User,
+            text: "ü".repeat(700),
+        };
         let entry = history_entry(&turn, 600);
         assert!(entry.starts_with("**You:** "));
         assert!(entry.ends_with('…'));

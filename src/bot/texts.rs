@@ -10,9 +10,14 @@ pub fn channel_links(config: &Config) -> String {
         .iter()
         .map(|c| match c {
             Channel::Username(name) => {
-                format!("<a href=\"https://t.me/{name}\">@{}</a> (https://t.me/{name})", escape_html(name))
+                format!(
+                    "<a href=\"https://t.me/{name}\">@{}</a> (https://t.me/{name})",
+                    escape_html(name)
+                )
             }
-            Channel::Id(id) => format!("the private channel {id} (ask its owner for an invite link)"),
+            Channel::Id(id) => {
+                format!("the private channel {id} (ask its owner for an invite link)")
+            }
         })
         .collect();
     match (names.len(), config.channel_policy) {
@@ -66,15 +71,17 @@ pub fn subscribed(config: &Config) -> String {
 }
 
 /// Telegram could not be asked and nothing is cached (fail closed).
-pub const CANNOT_VERIFY: &str = "I can't verify your subscription right now, try again in a minute.";
+pub const CANNOT_VERIFY: &str =
+    "I can't verify your subscription right now, try again in a minute.";
 
 /// The gate is misconfigured (the bot is not an admin of a channel).
-pub const GATE_MISCONFIGURED: &str =
-    "Sorry, I can't check subscriptions at the moment — the channel's owner has to fix a setting. Please try again later.";
+pub const GATE_MISCONFIGURED: &str = "Sorry, I can't check subscriptions at the moment — the channel's owner has to fix a setting. Please try again later.";
 
 /// An upstream failure, after the retries.
 pub fn apology(reference: &str) -> String {
-    format!("Sorry, I couldn't get an answer just now. Please try again in a minute. (reference: {reference})")
+    format!(
+        "Sorry, I couldn't get an answer just now. Please try again in a minute. (reference: {reference})"
+    )
 }
 
 /// A non-text message.
@@ -104,7 +111,10 @@ pub fn plain(html: &str) -> String {
             _ => {}
         }
     }
-    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -113,6 +123,9 @@ mod tests {
 
     #[test]
     fn plain_strips_tags_and_unescapes() {
-        assert_eq!(plain("<b>a &lt;b&gt; &amp;amp;</b> <a href=\"x\">link</a>"), "a <b> &amp; link");
+        assert_eq!(
+            plain("<b>a &lt;b&gt; &amp;amp;</b> <a href=\"x\">link</a>"),
+            "a <b> &amp; link"
+        );
     }
 }

@@ -26,7 +26,12 @@ fn fail(what: impl Into<String>, fix: impl Into<String>) -> Outcome {
 async fn bounded(check: impl Future<Output = Outcome>) -> Outcome {
     tokio::time::timeout(CHECK_TIMEOUT, check)
         .await
-        .unwrap_or_else(|_| fail("no answer in 15 s", "check the network path to this service"))
+        .unwrap_or_else(|_| {
+            fail(
+                "no answer in 15 s",
+                "check the network path to this service",
+            )
+        })
 }
 
 /// Runs every check, prints one line each, and says whether all passed.
@@ -39,7 +44,14 @@ pub async fn run(config: &Config) -> bool {
             println!("FAIL  {name}: {what} — fix: {fix}");
         }
     };
-    report("configuration", Ok(format!("valid ({} channel(s), {:?} mode)", config.channels.len(), config.openai_api_mode)));
+    report(
+        "configuration",
+        Ok(format!(
+            "valid ({} channel(s), {:?} mode)",
+            config.channels.len(),
+            config.openai_api_mode
+        )),
+    );
     report("sqlite", bounded(sqlite(config)).await);
     report("redis", bounded(redis(config)).await);
     let telegram = Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone());
@@ -49,7 +61,10 @@ pub async fn run(config: &Config) -> bool {
     for channel in &config.channels {
         let name = format!("channel {channel}");
         if token_ok {
-            report(&name, bounded(channel_admin(&telegram, config, &channel.chat_id())).await);
+            report(
+                &name,
+                bounded(channel_admin(&telegram, config, &channel.chat_id())).await,
+            );
         } else {
             report(&name, fail("not checked", "fix the bot token first"));
         }
@@ -64,7 +79,12 @@ async fn sqlite(config: &Config) -> Outcome {
     let shown = path.display().to_string();
     let store = match UsageStore::open(&path) {
         Ok(store) => store,
-        Err(e) => return fail(format!("cannot open {shown}: {e}"), "make the directory writable by the service user"),
+        Err(e) => {
+            return fail(
+                format!("cannot open {shown}: {e}"),
+                "make the directory writable by the service user",
+            );
+        }
     };
     let _ = store.close(Duration::from_secs(5)).await;
     let probe = tokio::task::spawn_blocking(move || -> rusqlite::Result<i64> {
@@ -76,7 +96,10 @@ async fn sqlite(config: &Config) -> Outcome {
     .await;
     match probe {
         Ok(Ok(version)) => Ok(format!("{shown} writable, schema version {version}")),
-        Ok(Err(e)) => fail(format!("{shown} is not writable: {e}"), "check the file's owner and permissions and free disk space"),
+        Ok(Err(e)) => fail(
+            format!("{shown} is not writable: {e}"),
+            "check the file's owner and permissions and free disk space",
+        ),
         Err(e) => fail(format!("probe failed: {e}"), "run the check again"),
     }
 }
@@ -92,26 +115,40 @@ async fn redis(config: &Config) -> Outcome {
     };
     match kv.ping().await {
         Ok(()) => Ok(format!("{shown} reachable")),
-        Err(e) => fail(format!("{shown} unreachable: {e}"), "start Redis (systemctl start redis-server) or correct REDIS_URL"),
+        Err(e) => fail(
+            format!("{shown} unreachable: {e}"),
+            "start Redis (systemctl start redis-server) or correct REDIS_URL",
+        ),
     }
 }
 
 async fn token(telegram: &Bot) -> Outcome {
     match telegram.get_me().await {
-        Ok(me) => Ok(format!("token valid, bot @{}", me.username.unwrap_or(me.first_name))),
-        Err(TelegramError::Api { code: 401 | 404, .. }) => {
-            fail("Telegram rejected the bot token", "copy TELEGRAM_BOT_TOKEN again from @BotFather")
-        }
+        Ok(me) => Ok(format!(
+            "token valid, bot @{}",
+            me.username.unwrap_or(me.first_name)
+        )),
+        Err(TelegramError::Api {
+            code: 401 | 404, ..
+        }) => fail(
+            "Telegram rejected the bot token",
+            "copy TELEGRAM_BOT_TOKEN again from @BotFather",
+        ),
         Err(e) => fail(format!("{e}"), "check TELEGRAM_API_URL and outbound HTTPS"),
     }
 }
 
 async fn channel_admin(telegram: &Bot, config: &Config, chat_id: &str) -> Outcome {
     let fix = format!("make the bot an administrator of {chat_id}");
-    match telegram.get_chat_member(chat_id, config.bot_id(), Duration::from_secs(10)).await {
+    match telegram
+        .get_chat_member(chat_id, config.bot_id(), Duration::from_secs(10))
+        .await
+    {
         Ok(member) if member.is_admin() => Ok("the bot is an administrator".into()),
         Ok(_) => fail("the bot is not an administrator", fix),
-        Err(TelegramError::Api { description, .. }) => fail(format!("Telegram says: {description}"), fix),
+        Err(TelegramError::Api { description, .. }) => {
+            fail(format!("Telegram says: {description}"), fix)
+        }
         Err(e) => fail(format!("{e}"), "check the network and run again"),
     }
 }
@@ -119,7 +156,10 @@ async fn channel_admin(telegram: &Bot, config: &Config, chat_id: &str) -> Outcom
 async fn openai(config: &Config) -> Outcome {
     let assistant = Assistant::new(config, Kv::memory());
     match assistant.check_model().await {
-        Ok(()) => Ok(format!("key valid, model {} available", config.openai_model)),
+        Ok(()) => Ok(format!(
+            "key valid, model {} available",
+            config.openai_model
+        )),
         Err(e) => match e.status().map(|s| s.as_u16()) {
             Some(401) => fail("the API key was rejected", "set a valid OPENAI_API_KEY"),
             Some(403 | 404) => fail(
@@ -140,7 +180,10 @@ async fn webhook(telegram: &Bot, config: &Config) -> Outcome {
         (None, "") => return Ok("not set (fine for `subgpt poll`)".into()),
         (Some(_), "") => return fail("not registered", "run `subgpt webhook set`"),
         (Some(expected), actual) if expected != actual => {
-            return fail(format!("points at {actual}, not WEBHOOK_URL {expected}"), "run `subgpt webhook set`");
+            return fail(
+                format!("points at {actual}, not WEBHOOK_URL {expected}"),
+                "run `subgpt webhook set`",
+            );
         }
         _ => {}
     }
@@ -148,13 +191,25 @@ async fn webhook(telegram: &Bot, config: &Config) -> Outcome {
     if let Some(date) = info.last_error_date.filter(|d| now - d < RECENT_ERROR_SECS) {
         let message = info.last_error_message.unwrap_or_default();
         return fail(
-            format!("Telegram's last delivery failed at {}: {message}", utc(date)),
+            format!(
+                "Telegram's last delivery failed at {}: {message}",
+                utc(date)
+            ),
             "see deploy/README.md, troubleshooting (nginx, TLS, WEBHOOK_SECRET)",
         );
     }
-    let chat_member = info.allowed_updates.as_ref().is_some_and(|a| a.iter().any(|u| u == "chat_member"));
+    let chat_member = info
+        .allowed_updates
+        .as_ref()
+        .is_some_and(|a| a.iter().any(|u| u == "chat_member"));
     if !chat_member {
-        return fail("chat_member updates are not requested", "run `subgpt webhook set` again");
+        return fail(
+            "chat_member updates are not requested",
+            "run `subgpt webhook set` again",
+        );
     }
-    Ok(format!("{} ({} pending, no recent errors)", info.url, info.pending_update_count))
+    Ok(format!(
+        "{} ({} pending, no recent errors)",
+        info.url, info.pending_update_count
+    ))
 }

@@ -13,7 +13,9 @@ pub fn utc(unix: i64) -> String {
 /// A URL with any `user:password@` replaced, for printing.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://<redacted>@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }
@@ -22,8 +24,14 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(super::redact_url("redis://:pw@host:6379/0"), "redis://<redacted>@host:6379/0");
-        assert_eq!(super::redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(
+            super::redact_url("redis://:pw@host:6379/0"),
+            "redis://<redacted>@host:6379/0"
+        );
+        assert_eq!(
+            super::redact_url("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
         assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
     }
 }

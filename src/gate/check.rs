@@ -70,7 +70,12 @@ impl Gate {
     /// A gate for `config`'s channels, caching in `kv`.
     pub fn new(config: Config, telegram: Bot, kv: Kv) -> Self {
         let ns = format!("subgpt:{}", config.bot_id());
-        Gate { config, telegram, kv, ns }
+        Gate {
+            config,
+            telegram,
+            kv,
+            ns,
+        }
     }
 
     pub(super) fn config(&self) -> &Config {
@@ -97,7 +102,11 @@ impl Gate {
         let mut source = Source::Cache;
         let mut statuses = Vec::with_capacity(self.config.channels.len());
         for channel in &self.config.channels {
-            let cached = if fresh { None } else { self.cached(user, channel).await };
+            let cached = if fresh {
+                None
+            } else {
+                self.cached(user, channel).await
+            };
             let status = match cached {
                 Some(status) => status,
                 None => {
@@ -134,7 +143,10 @@ impl Gate {
         } else {
             ("0", self.config.negative_cache_ttl)
         };
-        let _ = self.kv.set(&self.key(user, channel), value, Some(ttl)).await;
+        let _ = self
+            .kv
+            .set(&self.key(user, channel), value, Some(ttl))
+            .await;
     }
 
     async fn ask(&self, user: i64, channel: &Channel) -> Status {
@@ -158,13 +170,21 @@ impl Gate {
 
     async fn classify(&self, user: i64, channel: &Channel, error: TelegramError) -> Status {
         match &error {
-            TelegramError::Api { code: 400, description, .. }
-                if description.contains("user not found") || description.contains("PARTICIPANT_ID_INVALID") =>
+            TelegramError::Api {
+                code: 400,
+                description,
+                ..
+            } if description.contains("user not found")
+                || description.contains("PARTICIPANT_ID_INVALID") =>
             {
                 self.remember(user, channel, false).await;
                 Status::Out
             }
-            TelegramError::Api { code: 400 | 403, description, .. } => {
+            TelegramError::Api {
+                code: 400 | 403,
+                description,
+                ..
+            } => {
                 tracing::error!(
                     channel = %channel,
                     telegram = %description,
@@ -184,7 +204,10 @@ impl Gate {
         let chat = &change.chat;
         let channel = self.config.channels.iter().find(|c| match c {
             Channel::Id(id) => *id == chat.id,
-            Channel::Username(name) => chat.username.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(name)),
+            Channel::Username(name) => chat
+                .username
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(name)),
         });
         let Some(channel) = channel else { return };
         let member = &change.new_chat_member;
@@ -204,7 +227,11 @@ fn combine(policy: ChannelPolicy, statuses: &[Status]) -> Decision {
         ChannelPolicy::Any if statuses.iter().all(|s| *s == Status::Out) => Some(Decision::Refused),
         _ => None,
     };
-    decided.unwrap_or(if has(Status::Misconfigured) { Decision::Misconfigured } else { Decision::Unknown })
+    decided.unwrap_or(if has(Status::Misconfigured) {
+        Decision::Misconfigured
+    } else {
+        Decision::Unknown
+    })
 }
 
 #[cfg(test)]
@@ -216,10 +243,19 @@ mod tests {
         use Status::*;
         assert_eq!(combine(ChannelPolicy::All, &[In, In]), Decision::Allowed);
         assert_eq!(combine(ChannelPolicy::All, &[In, Out]), Decision::Refused);
-        assert_eq!(combine(ChannelPolicy::All, &[In, Unknown]), Decision::Unknown);
+        assert_eq!(
+            combine(ChannelPolicy::All, &[In, Unknown]),
+            Decision::Unknown
+        );
         assert_eq!(combine(ChannelPolicy::Any, &[Out, In]), Decision::Allowed);
         assert_eq!(combine(ChannelPolicy::Any, &[Out, Out]), Decision::Refused);
-        assert_eq!(combine(ChannelPolicy::Any, &[Out, Misconfigured]), Decision::Misconfigured);
-        assert_eq!(combine(ChannelPolicy::Any, &[Unknown, In]), Decision::Allowed);
+        assert_eq!(
+            combine(ChannelPolicy::Any, &[Out, Misconfigured]),
+            Decision::Misconfigured
+        );
+        assert_eq!(
+            combine(ChannelPolicy::Any, &[Unknown, In]),
+            Decision::Allowed
+        );
     }
 }

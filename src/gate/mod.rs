@@ -32,7 +32,10 @@ impl GateLayer {
 impl<S> Layer<S> for GateLayer {
     type Service = GateService<S>;
     fn layer(&self, inner: S) -> GateService<S> {
-        GateService { gate: Arc::clone(&self.gate), inner }
+        GateService {
+            gate: Arc::clone(&self.gate),
+            inner,
+        }
     }
 }
 
@@ -78,10 +81,18 @@ impl Gate {
             self.observe(change).await;
             return false;
         }
-        let Some(message) = update.private_message() else { return true };
-        let Some(user) = message.from.as_ref() else { return true };
+        let Some(message) = update.private_message() else {
+            return true;
+        };
+        let Some(user) = message.from.as_ref() else {
+            return true;
+        };
         let chat = message.chat.id;
-        let command = message.text.as_deref().and_then(bot::command).map(|(name, _)| name);
+        let command = message
+            .text
+            .as_deref()
+            .and_then(bot::command)
+            .map(|(name, _)| name);
         if matches!(command, Some("start" | "help")) {
             return true;
         }

@@ -71,30 +71,62 @@ impl ChatAssistant {
 
     async fn load(&self, user: i64) -> Result<Vec<Turn>, OpenAiError> {
         let raw = self.kv.get(&self.key(user)).await?;
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default())
+        Ok(raw
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default())
     }
 
     /// Answers `text` with the kept history, then appends both turns to it.
     pub async fn reply(&self, user: i64, text: &str) -> Result<Reply, OpenAiError> {
         let mut history = self.load(user).await?;
-        trim_to_budget(&mut history, self.budget.saturating_sub(approx_tokens(text)));
+        trim_to_budget(
+            &mut history,
+            self.budget.saturating_sub(approx_tokens(text)),
+        );
         let mut messages = vec![json!({"role": "system", "content": self.instructions})];
-        messages.extend(history.iter().map(|t| json!({"role": t.role, "content": t.text})));
+        messages.extend(
+            history
+                .iter()
+                .map(|t| json!({"role": t.role, "content": t.text})),
+        );
         messages.push(json!({"role": "user", "content": text}));
         let body = json!({"model": self.api.model(), "messages": messages});
-        let completion: Completion = self.api.request(Method::POST, "/chat/completions", Some(&body)).await?;
+        let completion: Completion = self
+            .api
+            .request(Method::POST, "/chat/completions", Some(&body))
+            .await?;
         let answer = completion
             .choices
             .into_iter()
             .next()
-            .and_then(|c| c.message.content.filter(|s| !s.trim().is_empty()).or(c.message.refusal))
-            .ok_or_else(|| OpenAiError::Decode { path: "/chat/completions".into(), detail: "no message content".into() })?;
-        history.push(Turn { role: Role::User, text: text.to_string() });
-        history.push(Turn { role: Role::Assistant, text: answer.clone() });
+            .and_then(|c| {
+                c.message
+                    .content
+                    .filter(|s| !s.trim().is_empty())
+                    .or(c.message.refusal)
+            })
+            .ok_or_else(|| OpenAiError::Decode {
+                path: "/chat/completions".into(),
+                detail: "no message content".into(),
+            })?;
+        history.push(Turn {
+            role: Role::User,
+            text: text.to_string(),
+        });
+        history.push(Turn {
+            role: Role::Assistant,
+            text: answer.clone(),
+        });
         trim_to_budget(&mut history, self.budget);
-        let stored = serde_json::to_string(&history).unwrap_or_else(|_| Value::Array(vec![]).to_string());
-        self.kv.set(&self.key(user), &stored, Some(self.ttl)).await?;
-        Ok(Reply { text: answer, total_tokens: completion.usage.and_then(|u| u.total_tokens) })
+        let stored =
+            serde_json::to_string(&history).unwrap_or_else(|_| Value::Array(vec![]).to_string());
+        self.kv
+            .set(&self.key(user), &stored, Some(self.ttl))
+            .await?;
+        Ok(Reply {
+            text: answer,
+            total_tokens: completion.usage.and_then(|u| u.total_tokens),
+        })
     }
 
     /// The kept history, oldest first (the last `limit` turns when given).
@@ -134,8 +166,16 @@ mod tests {
 
     #[test]
     fn trimming_keeps_the_newest_turns_and_starts_with_a_question() {
-        let turn = |role, n: usize| Turn { role, text: "x".repeat(n) };
-        let mut h = vec![turn(Role::User, 400), turn(Role::Assistant, 400), turn(Role::User, 40), turn(Role::Assistant, 40)];
+        let turn = |role, n: usize| Turn {
+            role,
+            text: "x".repeat(n),
+        };
+        let mut h = vec![
+            turn(Role::User, 400),
+            turn(Role::Assistant, 400),
+            turn(Role::User, 40),
+            turn(Role::Assistant, 40),
+        ];
         trim_to_budget(&mut h, 150);
         assert_eq!(h.len(), 2);
         assert_eq!(h[0].role, Role::User);

@@ -13,10 +13,17 @@ use crate::config::{Config, Secret};
 pub enum OpenAiError {
     /// An error status after the retries (the body is kept short and out of user messages).
     #[error("OpenAI {path}: HTTP {status}: {message}")]
-    Status { path: String, status: StatusCode, message: String },
+    Status {
+        path: String,
+        status: StatusCode,
+        message: String,
+    },
     /// No answer (connection, time-out) after the retries.
     #[error("OpenAI {path}: {source}")]
-    Http { path: String, source: reqwest::Error },
+    Http {
+        path: String,
+        source: reqwest::Error,
+    },
     /// An answer that doesn't match the API.
     #[error("OpenAI {path}: unexpected answer: {detail}")]
     Decode { path: String, detail: String },
@@ -71,7 +78,12 @@ impl OpenAi {
 
     /// Sends a request, retrying 429, 5xx and transport failures with exponential back-off
     /// (honouring `Retry-After`), and decodes the JSON answer.
-    pub async fn request<B, R>(&self, method: Method, path: &str, body: Option<&B>) -> Result<R, OpenAiError>
+    pub async fn request<B, R>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R, OpenAiError>
     where
         B: Serialize + ?Sized,
         R: DeserializeOwned,
@@ -81,24 +93,38 @@ impl OpenAi {
         let mut attempt = 0u32;
         loop {
             let started = std::time::Instant::now();
-            let mut request = self.http.request(method.clone(), &url).bearer_auth(self.key.expose());
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(self.key.expose());
             if let Some(body) = body {
                 request = request.json(body);
             }
             let outcome = request.send().await;
-            metrics::histogram!("subgpt_openai_request_duration_seconds", "endpoint" => endpoint).record(started.elapsed().as_secs_f64());
+            metrics::histogram!("subgpt_openai_request_duration_seconds", "endpoint" => endpoint)
+                .record(started.elapsed().as_secs_f64());
             let (retry_after, error) = match outcome {
                 Ok(response) if response.status().is_success() => {
                     metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => "ok").increment(1);
-                    let bytes = response.bytes().await.map_err(|e| OpenAiError::Http { path: path.into(), source: e.without_url() })?;
-                    return serde_json::from_slice(&bytes).map_err(|e| OpenAiError::Decode { path: path.into(), detail: e.to_string() });
+                    let bytes = response.bytes().await.map_err(|e| OpenAiError::Http {
+                        path: path.into(),
+                        source: e.without_url(),
+                    })?;
+                    return serde_json::from_slice(&bytes).map_err(|e| OpenAiError::Decode {
+                        path: path.into(),
+                        detail: e.to_string(),
+                    });
                 }
                 Ok(response) => {
                     let status = response.status();
                     metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => status.as_u16().to_string()).increment(1);
                     let retry_after = retry_after(response.headers());
                     let message = error_message(response).await;
-                    let error = OpenAiError::Status { path: path.into(), status, message };
+                    let error = OpenAiError::Status {
+                        path: path.into(),
+                        status,
+                        message,
+                    };
                     if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
                         return Err(error);
                     }
@@ -106,7 +132,13 @@ impl OpenAi {
                 }
                 Err(e) => {
                     metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => "error").increment(1);
-                    (None, OpenAiError::Http { path: path.into(), source: e.without_url() })
+                    (
+                        None,
+                        OpenAiError::Http {
+                            path: path.into(),
+                            source: e.without_url(),
+                        },
+                    )
                 }
             };
             if attempt >= self.max_retries {
@@ -114,7 +146,9 @@ impl OpenAi {
             }
             let backoff = self.retry_base.saturating_mul(2u32.saturating_pow(attempt));
             let jitter = backoff.mul_f64(fastrand::f64() * 0.25);
-            let wait = retry_after.unwrap_or(backoff + jitter).min(Duration::from_secs(60));
+            let wait = retry_after
+                .unwrap_or(backoff + jitter)
+                .min(Duration::from_secs(60));
             attempt += 1;
             tracing::warn!(%error, attempt, wait_ms = wait.as_millis() as u64, "OpenAI request failed; retrying");
             tokio::time::sleep(wait).await;
@@ -124,7 +158,9 @@ impl OpenAi {
     /// `GET /models/{model}`: the key is valid and the model exists.
     pub async fn check_model(&self) -> Result<(), OpenAiError> {
         let path = format!("/models/{}", self.model);
-        self.request::<(), serde_json::Value>(Method::GET, &path, None).await.map(drop)
+        self.request::<(), serde_json::Value>(Method::GET, &path, None)
+            .await
+            .map(drop)
     }
 }
 
@@ -143,7 +179,12 @@ fn endpoint_label(path: &str) -> &'static str {
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 /// The `error.message` of an OpenAI error body, cut short; for logs only.
@@ -151,7 +192,11 @@ async fn error_message(response: reqwest::Response) -> String {
     let body = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
-        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or(body);
     message.chars().take(300).collect()
 }

@@ -50,7 +50,9 @@ impl Assistant {
         let api = OpenAi::new(config);
         let ns = format!("subgpt:{}", config.bot_id());
         match config.openai_api_mode {
-            ApiMode::Responses => Assistant::Responses(Arc::new(ResponsesAssistant::new(api, kv, ns, config))),
+            ApiMode::Responses => {
+                Assistant::Responses(Arc::new(ResponsesAssistant::new(api, kv, ns, config)))
+            }
             ApiMode::Chat => Assistant::Chat(Arc::new(ChatAssistant::new(api, kv, ns, config))),
         }
     }

@@ -62,7 +62,12 @@ struct ItemList {
 impl ResponsesAssistant {
     /// The assistant, with conversation ids under `{ns}:conv:{user}` in `kv`.
     pub fn new(api: OpenAi, kv: Kv, ns: String, config: &Config) -> Self {
-        ResponsesAssistant { api, kv, ns, instructions: config.assistant_instructions.clone() }
+        ResponsesAssistant {
+            api,
+            kv,
+            ns,
+            instructions: config.assistant_instructions.clone(),
+        }
     }
 
     pub(super) fn api(&self) -> &OpenAi {
@@ -77,7 +82,10 @@ impl ResponsesAssistant {
         if let Some(id) = self.kv.get(&self.key(user)).await? {
             return Ok(id);
         }
-        let created: ConversationResource = self.api.request(Method::POST, "/conversations", Some(&json!({}))).await?;
+        let created: ConversationResource = self
+            .api
+            .request(Method::POST, "/conversations", Some(&json!({})))
+            .await?;
         self.kv.set(&self.key(user), &created.id, None).await?;
         Ok(created.id)
     }
@@ -98,16 +106,30 @@ impl ResponsesAssistant {
     }
 
     async fn respond(&self, conversation: &str, text: &str) -> Result<Reply, OpenAiError> {
-        let body = CreateResponse { model: self.api.model(), conversation, instructions: &self.instructions, input: text };
-        let response: ResponseObject = self.api.request(Method::POST, "/responses", Some(&body)).await?;
+        let body = CreateResponse {
+            model: self.api.model(),
+            conversation,
+            instructions: &self.instructions,
+            input: text,
+        };
+        let response: ResponseObject = self
+            .api
+            .request(Method::POST, "/responses", Some(&body))
+            .await?;
         let text = output_text(&response.output);
         if text.trim().is_empty() {
             return Err(OpenAiError::Decode {
                 path: "/responses".into(),
-                detail: format!("no output text (status {})", response.status.as_deref().unwrap_or("unknown")),
+                detail: format!(
+                    "no output text (status {})",
+                    response.status.as_deref().unwrap_or("unknown")
+                ),
             });
         }
-        Ok(Reply { text, total_tokens: response.usage.and_then(|u| u.total_tokens) })
+        Ok(Reply {
+            text,
+            total_tokens: response.usage.and_then(|u| u.total_tokens),
+        })
     }
 
     /// The conversation's turns, oldest first (the last `limit` when given).
@@ -146,7 +168,11 @@ impl ResponsesAssistant {
         if let Some(conversation) = self.kv.get(&self.key(user)).await? {
             self.kv.del(&self.key(user)).await?;
             let path = format!("/conversations/{conversation}");
-            if let Err(e) = self.api.request::<(), Value>(Method::DELETE, &path, None).await {
+            if let Err(e) = self
+                .api
+                .request::<(), Value>(Method::DELETE, &path, None)
+                .await
+            {
                 tracing::warn!(error = %e, "could not delete the old conversation upstream");
             }
         }
@@ -215,7 +241,13 @@ mod tests {
     fn items_become_turns() {
         let user = json!({"type": "message", "id": "m1", "role": "user", "content": [{"type": "input_text", "text": "hi"}]});
         let tool = json!({"type": "function_call", "id": "f1"});
-        assert_eq!(turn_of_item(&user), Some(Turn { role: Role::User, text: "hi".into() }));
+        assert_eq!(
+            turn_of_item(&user),
+            Some(Turn {
+                role: Role::User,
+                text: "hi".into()
+            })
+        );
         assert_eq!(turn_of_item(&tool), None);
     }
 }

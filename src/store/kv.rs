@@ -42,7 +42,10 @@ struct RedisKv {
 impl Kv {
     /// An in-process store.
     pub fn memory() -> Self {
-        Kv { redis: None, memory: Arc::new(MemoryKv::default()) }
+        Kv {
+            redis: None,
+            memory: Arc::new(MemoryKv::default()),
+        }
     }
 
     /// A Redis store for `url`. Does not connect yet.
@@ -54,8 +57,14 @@ impl Kv {
         pool.timeouts.recycle = Some(Duration::from_secs(2));
         cfg.pool = Some(pool);
         let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
-        let redis = RedisKv { pool, down: Arc::new(AtomicBool::new(false)) };
-        Ok(Kv { redis: Some(redis), memory: Arc::new(MemoryKv::default()) })
+        let redis = RedisKv {
+            pool,
+            down: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Kv {
+            redis: Some(redis),
+            memory: Arc::new(MemoryKv::default()),
+        })
     }
 
     /// Whether this is Redis (for readiness).
@@ -65,7 +74,9 @@ impl Kv {
 
     /// Sets `key` only if absent, with a time to live. True when it was set.
     pub async fn set_nx_ex(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, KvError> {
-        let Some(r) = &self.redis else { return Ok(self.memory.set_nx(key, value, ttl)) };
+        let Some(r) = &self.redis else {
+            return Ok(self.memory.set_nx(key, value, ttl));
+        };
         let opts = deadpool_redis::redis::SetOptions::default()
             .conditional_set(deadpool_redis::redis::ExistenceCheck::NX)
             .with_expiration(deadpool_redis::redis::SetExpiry::PX(millis(ttl)));
@@ -83,7 +94,9 @@ impl Kv {
 
     /// The value of `key`, if set and not expired.
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
-        let Some(r) = &self.redis else { return Ok(self.memory.get(key)) };
+        let Some(r) = &self.redis else {
+            return Ok(self.memory.get(key));
+        };
         let result: Result<Option<String>, KvError> = r
             .run(|mut c| {
                 let key = key.to_string();
@@ -138,7 +151,9 @@ impl Kv {
     pub async fn ping(&self) -> Result<(), KvError> {
         let Some(r) = &self.redis else { return Ok(()) };
         r.run(|mut c| async move {
-            let _: String = deadpool_redis::redis::cmd("PING").query_async(&mut c).await?;
+            let _: String = deadpool_redis::redis::cmd("PING")
+                .query_async(&mut c)
+                .await?;
             Ok(())
         })
         .await
@@ -192,13 +207,19 @@ impl MemoryKv {
 
     fn get(&self, key: &str) -> Option<String> {
         let now = Instant::now();
-        self.map.lock().get(key).filter(|e| Self::live(e, now)).map(|e| e.0.clone())
+        self.map
+            .lock()
+            .get(key)
+            .filter(|e| Self::live(e, now))
+            .map(|e| e.0.clone())
     }
 
     fn set(&self, key: &str, value: &str, ttl: Option<Duration>) {
         let expires = ttl.map(|t| Instant::now() + t);
         self.sweep_now_and_then();
-        self.map.lock().insert(key.to_string(), (value.to_string(), expires));
+        self.map
+            .lock()
+            .insert(key.to_string(), (value.to_string(), expires));
     }
 
     fn remove(&self, key: &str) {
@@ -232,13 +253,27 @@ mod tests {
     #[tokio::test]
     async fn memory_store_expires_and_sets_once() {
         let kv = Kv::memory();
-        assert!(kv.set_nx_ex("a", "1", Duration::from_millis(30)).await.unwrap());
-        assert!(!kv.set_nx_ex("a", "1", Duration::from_millis(30)).await.unwrap());
-        kv.set("b", "x", Some(Duration::from_millis(30))).await.unwrap();
+        assert!(
+            kv.set_nx_ex("a", "1", Duration::from_millis(30))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !kv.set_nx_ex("a", "1", Duration::from_millis(30))
+                .await
+                .unwrap()
+        );
+        kv.set("b", "x", Some(Duration::from_millis(30)))
+            .await
+            .unwrap();
         assert_eq!(kv.get("b").await.unwrap().as_deref(), Some("x"));
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(kv.get("b").await.unwrap(), None);
-        assert!(kv.set_nx_ex("a", "1", Duration::from_millis(30)).await.unwrap());
+        assert!(
+            kv.set_nx_ex("a", "1", Duration::from_millis(30))
+                .await
+                .unwrap()
+        );
         kv.set("c", "y", None).await.unwrap();
         kv.del("c").await.unwrap();
         assert_eq!(kv.get("c").await.unwrap(), None);

@@ -22,16 +22,26 @@ const MAX_RETRY_AFTER: u64 = 120;
 pub enum TelegramError {
     /// Telegram answered `ok: false`.
     #[error("Telegram {method} failed: {code} {description}")]
-    Api { method: &'static str, code: u16, description: String },
+    Api {
+        method: &'static str,
+        code: u16,
+        description: String,
+    },
     /// Still rate-limited after the retries (or asked to wait too long).
     #[error("Telegram {method}: still rate-limited, retry after {seconds} s")]
     RetryAfter { method: &'static str, seconds: u64 },
     /// The request never got an answer (connection, time-out). The URL is stripped.
     #[error("Telegram {method}: {source}")]
-    Http { method: &'static str, source: reqwest::Error },
+    Http {
+        method: &'static str,
+        source: reqwest::Error,
+    },
     /// The answer was not what the Bot API documents.
     #[error("Telegram {method}: unexpected answer: {detail}")]
-    Decode { method: &'static str, detail: String },
+    Decode {
+        method: &'static str,
+        detail: String,
+    },
 }
 
 impl TelegramError {
@@ -100,7 +110,9 @@ pub struct Bot {
 
 impl std::fmt::Debug for Bot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bot").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Bot")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,11 +125,20 @@ impl Bot {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .expect("reqwest client with static settings");
-        Bot { http, base: base.trim_end_matches('/').to_string(), token }
+        Bot {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        }
     }
 
     /// Calls `method` with `params`; waits and re-sends on 429 as Telegram asks.
-    pub async fn call<P, R>(&self, method: &'static str, params: &P, timeout: Option<Duration>) -> Result<R, TelegramError>
+    pub async fn call<P, R>(
+        &self,
+        method: &'static str,
+        params: &P,
+        timeout: Option<Duration>,
+    ) -> Result<R, TelegramError>
     where
         P: Serialize + ?Sized,
         R: DeserializeOwned,
@@ -129,9 +150,15 @@ impl Bot {
                 request = request.timeout(t);
             }
             match self.send(method, request).await {
-                Err(TelegramError::RetryAfter { seconds, .. }) if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER => {
+                Err(TelegramError::RetryAfter { seconds, .. })
+                    if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER =>
+                {
                     attempt += 1;
-                    tracing::warn!(method, retry_after = seconds, "Telegram rate limit; waiting before re-sending");
+                    tracing::warn!(
+                        method,
+                        retry_after = seconds,
+                        "Telegram rate limit; waiting before re-sending"
+                    );
                     tokio::time::sleep(Duration::from_secs(seconds)).await;
                 }
                 other => return other,
@@ -143,27 +170,42 @@ impl Bot {
         format!("{}/bot{}/{}", self.base, self.token.expose(), method)
     }
 
-    async fn send<R: DeserializeOwned>(&self, method: &'static str, request: reqwest::RequestBuilder) -> Result<R, TelegramError> {
+    async fn send<R: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<R, TelegramError> {
         let response = request.send().await.map_err(|e| {
             metrics::counter!("subgpt_telegram_requests_total", "method" => method, "status" => "error").increment(1);
             TelegramError::Http { method, source: e.without_url() }
         })?;
         let status = response.status();
         metrics::counter!("subgpt_telegram_requests_total", "method" => method, "status" => status.as_u16().to_string()).increment(1);
-        let body = response.bytes().await.map_err(|e| TelegramError::Http { method, source: e.without_url() })?;
-        let envelope: Envelope<R> = serde_json::from_slice(&body).map_err(|e| TelegramError::Decode {
+        let body = response.bytes().await.map_err(|e| TelegramError::Http {
             method,
-            detail: format!("HTTP {status}: {e}"),
+            source: e.without_url(),
         })?;
+        let envelope: Envelope<R> =
+            serde_json::from_slice(&body).map_err(|e| TelegramError::Decode {
+                method,
+                detail: format!("HTTP {status}: {e}"),
+            })?;
         if envelope.ok {
-            return envelope.result.ok_or(TelegramError::Decode { method, detail: "ok without result".into() });
+            return envelope.result.ok_or(TelegramError::Decode {
+                method,
+                detail: "ok without result".into(),
+            });
         }
         let code = envelope.error_code.unwrap_or(status.as_u16());
         if code == 429 {
             let seconds = envelope.parameters.and_then(|p| p.retry_after).unwrap_or(1);
             return Err(TelegramError::RetryAfter { method, seconds });
         }
-        Err(TelegramError::Api { method, code, description: envelope.description.unwrap_or_default() })
+        Err(TelegramError::Api {
+            method,
+            code,
+            description: envelope.description.unwrap_or_default(),
+        })
     }
 
     /// `getMe`: checks the token and tells who the bot is.
@@ -172,26 +214,72 @@ impl Bot {
     }
 
     /// `sendMessage`, without link previews.
-    pub async fn send_message(&self, chat_id: i64, text: &str, parse_mode: Option<ParseMode>) -> Result<(), TelegramError> {
-        let params = SendMessage { chat_id, text, parse_mode, link_preview_options: LinkPreviewOptions { is_disabled: true } };
-        self.call::<_, serde_json::Value>("sendMessage", &params, None).await.map(drop)
-    }
-
-    /// `sendChatAction` (e.g. `typing`).
-    pub async fn send_chat_action(&self, chat_id: i64, action: &str) -> Result<(), TelegramError> {
-        self.call::<_, bool>("sendChatAction", &json!({ "chat_id": chat_id, "action": action }), Some(Duration::from_secs(10)))
+    pub async fn send_message(
+        &self,
+        chat_id: i64,
+        text: &str,
+        parse_mode: Option<ParseMode>,
+    ) -> Result<(), TelegramError> {
+        let params = SendMessage {
+            chat_id,
+            text,
+            parse_mode,
+            link_preview_options: LinkPreviewOptions { is_disabled: true },
+        };
+        self.call::<_, serde_json::Value>("sendMessage", &params, None)
             .await
             .map(drop)
     }
 
+    /// `sendChatAction` (e.g. `typing`).
+    pub async fn send_chat_action(&self, chat_id: i64, action: &str) -> Result<(), TelegramError> {
+        self.call::<_, bool>(
+            "sendChatAction",
+            &json!({ "chat_id": chat_id, "action": action }),
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .map(drop)
+    }
+
     /// `sendDocument` with the file uploaded as multipart.
-    pub async fn send_document(&self, chat_id: i64, file_name: &str, bytes: Vec<u8>, caption: &str) -> Result<(), TelegramError> {
-        self.send_file("sendDocument", "document", chat_id, file_name, "text/plain", bytes, caption).await
+    pub async fn send_document(
+        &self,
+        chat_id: i64,
+        file_name: &str,
+        bytes: Vec<u8>,
+        caption: &str,
+    ) -> Result<(), TelegramError> {
+        self.send_file(
+            "sendDocument",
+            "document",
+            chat_id,
+            file_name,
+            "text/plain",
+            bytes,
+            caption,
+        )
+        .await
     }
 
     /// `sendPhoto` with the image uploaded as multipart.
-    pub async fn send_photo(&self, chat_id: i64, file_name: &str, png: Vec<u8>, caption: &str) -> Result<(), TelegramError> {
-        self.send_file("sendPhoto", "photo", chat_id, file_name, "image/png", png, caption).await
+    pub async fn send_photo(
+        &self,
+        chat_id: i64,
+        file_name: &str,
+        png: Vec<u8>,
+        caption: &str,
+    ) -> Result<(), TelegramError> {
+        self.send_file(
+            "sendPhoto",
+            "photo",
+            chat_id,
+            file_name,
+            "image/png",
+            png,
+            caption,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -210,14 +298,19 @@ impl Bot {
             let part = reqwest::multipart::Part::bytes(bytes.clone())
                 .file_name(file_name.to_string())
                 .mime_str(mime)
-                .map_err(|e| TelegramError::Http { method, source: e.without_url() })?;
+                .map_err(|e| TelegramError::Http {
+                    method,
+                    source: e.without_url(),
+                })?;
             let form = reqwest::multipart::Form::new()
                 .text("chat_id", chat_id.to_string())
                 .text("caption", caption.to_string())
                 .part(field, part);
             let request = self.http.post(self.url(method)).multipart(form);
             match self.send::<serde_json::Value>(method, request).await {
-                Err(TelegramError::RetryAfter { seconds, .. }) if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER => {
+                Err(TelegramError::RetryAfter { seconds, .. })
+                    if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_secs(seconds)).await;
                 }
@@ -228,16 +321,34 @@ impl Bot {
 
     /// `setMyCommands`: the menu Telegram shows.
     pub async fn set_my_commands(&self, commands: &[BotCommand]) -> Result<(), TelegramError> {
-        self.call::<_, bool>("setMyCommands", &json!({ "commands": commands }), None).await.map(drop)
+        self.call::<_, bool>("setMyCommands", &json!({ "commands": commands }), None)
+            .await
+            .map(drop)
     }
 
     /// `getChatMember`, bounded by `timeout`.
-    pub async fn get_chat_member(&self, chat_id: &str, user_id: i64, timeout: Duration) -> Result<ChatMember, TelegramError> {
-        self.call("getChatMember", &json!({ "chat_id": chat_id, "user_id": user_id }), Some(timeout)).await
+    pub async fn get_chat_member(
+        &self,
+        chat_id: &str,
+        user_id: i64,
+        timeout: Duration,
+    ) -> Result<ChatMember, TelegramError> {
+        self.call(
+            "getChatMember",
+            &json!({ "chat_id": chat_id, "user_id": user_id }),
+            Some(timeout),
+        )
+        .await
     }
 
     /// `setWebhook` with a secret token and the update kinds the bot needs.
-    pub async fn set_webhook(&self, url: &str, secret: &Secret, allowed: &[&str], drop_pending: bool) -> Result<(), TelegramError> {
+    pub async fn set_webhook(
+        &self,
+        url: &str,
+        secret: &Secret,
+        allowed: &[&str],
+        drop_pending: bool,
+    ) -> Result<(), TelegramError> {
         let params = json!({
             "url": url,
             "secret_token": secret.expose(),
@@ -245,7 +356,9 @@ impl Bot {
             "drop_pending_updates": drop_pending,
             "max_connections": 40,
         });
-        self.call::<_, bool>("setWebhook", &params, None).await.map(drop)
+        self.call::<_, bool>("setWebhook", &params, None)
+            .await
+            .map(drop)
     }
 
     /// `getWebhookInfo`.
@@ -255,7 +368,13 @@ impl Bot {
 
     /// `deleteWebhook`.
     pub async fn delete_webhook(&self, drop_pending: bool) -> Result<(), TelegramError> {
-        self.call::<_, bool>("deleteWebhook", &json!({ "drop_pending_updates": drop_pending }), None).await.map(drop)
+        self.call::<_, bool>(
+            "deleteWebhook",
+            &json!({ "drop_pending_updates": drop_pending }),
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     /// `getUpdates` long polling, each update left as JSON so one odd update cannot stall
@@ -267,6 +386,11 @@ impl Bot {
         allowed: &[&str],
     ) -> Result<Vec<serde_json::Value>, TelegramError> {
         let params = json!({ "offset": offset, "timeout": timeout_secs, "allowed_updates": allowed, "limit": 100 });
-        self.call("getUpdates", &params, Some(Duration::from_secs(timeout_secs + 15))).await
+        self.call(
+            "getUpdates",
+            &params,
+            Some(Duration::from_secs(timeout_secs + 15)),
+        )
+        .await
     }
 }

@@ -23,12 +23,16 @@ impl Update {
         if let Some(m) = &self.message {
             return m.from.as_ref().map(|u| u.id);
         }
-        self.chat_member.as_ref().map(|c| c.new_chat_member.user().id)
+        self.chat_member
+            .as_ref()
+            .map(|c| c.new_chat_member.user().id)
     }
 
     /// The private-chat message, if this update is one.
     pub fn private_message(&self) -> Option<&Message> {
-        self.message.as_ref().filter(|m| m.chat.kind == "private" && m.from.is_some())
+        self.message
+            .as_ref()
+            .filter(|m| m.chat.kind == "private" && m.from.is_some())
     }
 }
 
@@ -118,7 +122,9 @@ impl ChatMember {
     /// Counts as subscribed: creator, administrator, member, or restricted but still a member.
     pub fn is_subscribed(&self) -> bool {
         match self {
-            ChatMember::Creator { .. } | ChatMember::Administrator { .. } | ChatMember::Member { .. } => true,
+            ChatMember::Creator { .. }
+            | ChatMember::Administrator { .. }
+            | ChatMember::Member { .. } => true,
             ChatMember::Restricted { is_member, .. } => *is_member,
             ChatMember::Left { .. } | ChatMember::Kicked { .. } => false,
         }
@@ -126,7 +132,10 @@ impl ChatMember {
 
     /// Whether this member is an administrator (or the creator) of the chat.
     pub fn is_admin(&self) -> bool {
-        matches!(self, ChatMember::Creator { .. } | ChatMember::Administrator { .. })
+        matches!(
+            self,
+            ChatMember::Creator { .. } | ChatMember::Administrator { .. }
+        )
     }
 }
 

@@ -24,7 +24,11 @@ pub const CHANNEL: &str = "@test_channel";
 
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `cond` until it holds; panics naming `what` after `timeout`.
@@ -49,7 +53,14 @@ pub fn text_update(update_id: i64, user: i64, text: &str) -> Value {
 }
 
 /// A `chat_member` update of `channel` (an `@name`) for `user` going from `old` to `new`.
-pub fn chat_member_update(update_id: i64, channel: &str, channel_id: i64, user: i64, old: &str, new: &str) -> Value {
+pub fn chat_member_update(
+    update_id: i64,
+    channel: &str,
+    channel_id: i64,
+    user: i64,
+    old: &str,
+    new: &str,
+) -> Value {
     json!({
         "update_id": update_id,
         "chat_member": {
@@ -73,7 +84,13 @@ pub struct Spawn {
 
 impl Default for Spawn {
     fn default() -> Self {
-        Spawn { env: Vec::new(), telegram: None, openai: None, command: vec!["serve".into()], dir: None }
+        Spawn {
+            env: Vec::new(),
+            telegram: None,
+            openai: None,
+            command: vec!["serve".into()],
+            dir: None,
+        }
     }
 }
 
@@ -104,15 +121,17 @@ impl Spawn {
         let http = app.http.clone();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = http.get(&url).send().await {
-                if r.status() == 200 {
-                    break;
-                }
+            if http.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+                break;
             }
             if let Some(status) = app.child.lock().try_wait().unwrap() {
                 panic!("subgpt exited early ({status}); logs:\n{}", app.logs());
             }
-            assert!(Instant::now() < deadline, "subgpt did not come up; logs:\n{}", app.logs());
+            assert!(
+                Instant::now() < deadline,
+                "subgpt did not come up; logs:\n{}",
+                app.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         app
@@ -128,7 +147,9 @@ impl Spawn {
             Some(o) => o,
             None => FakeOpenAi::start().await,
         };
-        let dir = self.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let dir = self
+            .dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
         let port = free_port();
         let mut env: Vec<(String, String)> = vec![
             ("TELEGRAM_BOT_TOKEN".into(), telegram::TOKEN.into()),
@@ -139,7 +160,10 @@ impl Spawn {
             ("OPENAI_RETRY_BASE_MS".into(), "20".into()),
             ("BIND_ADDR".into(), format!("127.0.0.1:{port}")),
             ("CHANNEL_ID".into(), CHANNEL.into()),
-            ("ANALYTICS_DB_PATH".into(), dir.path().join("usage.db").display().to_string()),
+            (
+                "ANALYTICS_DB_PATH".into(),
+                dir.path().join("usage.db").display().to_string(),
+            ),
             ("RUST_LOG".into(), "info".into()),
         ];
         for (k, v) in self.env {
@@ -159,7 +183,10 @@ impl Spawn {
             .expect("the subgpt binary");
         let logs = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let logs = Arc::clone(&logs);
             readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -203,7 +230,12 @@ impl TestApp {
     }
 
     pub fn db_path(&self) -> std::path::PathBuf {
-        let path = &self.env.iter().find(|(k, _)| k == "ANALYTICS_DB_PATH").unwrap().1;
+        let path = &self
+            .env
+            .iter()
+            .find(|(k, _)| k == "ANALYTICS_DB_PATH")
+            .unwrap()
+            .1;
         self.dir.path().join(path)
     }
 
@@ -240,7 +272,12 @@ impl TestApp {
         let what = format!("{n} message(s) to user {user}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while telegram.sent_texts(user).len() < n {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; got {:?}\nlogs:\n{}", telegram.sent_texts(user), self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; got {:?}\nlogs:\n{}",
+                telegram.sent_texts(user),
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         telegram.sent_texts(user)
@@ -263,7 +300,11 @@ impl TestApp {
                 }
                 return status;
             }
-            assert!(Instant::now() < deadline, "subgpt did not exit; logs:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "subgpt did not exit; logs:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

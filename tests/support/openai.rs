@@ -64,10 +64,13 @@ pub fn tokens_for(input: &str, output: &str) -> u64 {
 
 fn error(status: u16, message: &str) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}});
+    let body =
+        json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}});
     let mut response = (code, axum::Json(body)).into_response();
     if status == 429 {
-        response.headers_mut().insert("retry-after", "0".parse().unwrap());
+        response
+            .headers_mut()
+            .insert("retry-after", "0".parse().unwrap());
     }
     response
 }
@@ -112,7 +115,12 @@ impl FakeOpenAi {
 
     /// Inputs of the answer requests, in arrival order.
     pub fn inputs(&self) -> Vec<String> {
-        self.state.lock().requests.iter().map(|r| input_of(&r.body)).collect()
+        self.state
+            .lock()
+            .requests
+            .iter()
+            .map(|r| input_of(&r.body))
+            .collect()
     }
 
     pub fn request_count(&self) -> usize {
@@ -124,7 +132,12 @@ fn input_of(body: &Value) -> String {
     if let Some(input) = body["input"].as_str() {
         return input.to_string();
     }
-    body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or_default().to_string()
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn authorised(headers: &HeaderMap) -> bool {
@@ -142,7 +155,10 @@ async fn create_conversation(State(state): Shared, headers: HeaderMap) -> Respon
     s.next_id += 1;
     s.conversations.insert(id.clone(), Vec::new());
     s.conversations_created += 1;
-    axum::Json(json!({"id": id, "object": "conversation", "created_at": 1_760_000_000, "metadata": {}})).into_response()
+    axum::Json(
+        json!({"id": id, "object": "conversation", "created_at": 1_760_000_000, "metadata": {}}),
+    )
+    .into_response()
 }
 
 async fn delete_conversation(State(state): Shared, Path(id): Path<String>) -> Response {
@@ -152,7 +168,11 @@ async fn delete_conversation(State(state): Shared, Path(id): Path<String>) -> Re
     axum::Json(json!({"id": id, "object": "conversation.deleted", "deleted": true})).into_response()
 }
 
-async fn list_items(State(state): Shared, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn list_items(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let s = state.lock();
     let Some(items) = s.conversations.get(&id) else {
         return error(404, "Conversation not found");
@@ -161,10 +181,11 @@ async fn list_items(State(state): Shared, Path(id): Path<String>, Query(q): Quer
     if q.get("order").map(String::as_str) != Some("asc") {
         items.reverse();
     }
-    if let Some(after) = q.get("after") {
-        if let Some(pos) = items.iter().position(|i| &i.id == after) {
-            items.drain(..=pos);
-        }
+    if let Some(pos) = q
+        .get("after")
+        .and_then(|after| items.iter().position(|i| &i.id == after))
+    {
+        items.drain(..=pos);
     }
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
     let has_more = items.len() > limit;
@@ -172,7 +193,11 @@ async fn list_items(State(state): Shared, Path(id): Path<String>, Query(q): Quer
     let data: Vec<Value> = items
         .iter()
         .map(|i| {
-            let kind = if i.role == "user" { "input_text" } else { "output_text" };
+            let kind = if i.role == "user" {
+                "input_text"
+            } else {
+                "output_text"
+            };
             json!({"type": "message", "id": i.id, "status": "completed", "role": i.role,
                    "content": [{"type": kind, "text": i.text}]})
         })
@@ -184,13 +209,20 @@ async fn list_items(State(state): Shared, Path(id): Path<String>, Query(q): Quer
 }
 
 /// The common part of an answer: record, delay, scripted failures; the answer text on success.
-async fn serve_answer(state: &Arc<Mutex<OpenAiState>>, headers: &HeaderMap, body: &Value) -> Result<(String, String), Response> {
+async fn serve_answer(
+    state: &Arc<Mutex<OpenAiState>>,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<(String, String), Response> {
     if !authorised(headers) {
         return Err(error(401, "Incorrect API key provided"));
     }
     let (delay, failure, answer) = {
         let mut s = state.lock();
-        s.requests.push(Request { body: body.clone(), started: Instant::now() });
+        s.requests.push(Request {
+            body: body.clone(),
+            started: Instant::now(),
+        });
         s.in_flight += 1;
         let failure = s.fail_next.pop_front().or(s.fail_always);
         (s.delay, failure, Arc::clone(&s.answer))
@@ -198,20 +230,30 @@ async fn serve_answer(state: &Arc<Mutex<OpenAiState>>, headers: &HeaderMap, body
     tokio::time::sleep(delay).await;
     state.lock().in_flight -= 1;
     if let Some(status) = failure {
-        return Err(error(status, "The server had an error while processing your request. secret-upstream-detail"));
+        return Err(error(
+            status,
+            "The server had an error while processing your request. secret-upstream-detail",
+        ));
     }
     let input = input_of(body);
     let output = answer(&input);
     Ok((input, output))
 }
 
-async fn create_response(State(state): Shared, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn create_response(
+    State(state): Shared,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     for field in ["model", "conversation", "input", "instructions"] {
         if body.get(field).is_none() {
             return error(400, &format!("Missing required parameter: '{field}'."));
         }
     }
-    let conversation = body["conversation"].as_str().unwrap_or_default().to_string();
+    let conversation = body["conversation"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if !state.lock().conversations.contains_key(&conversation) {
         return error(404, "Conversation not found");
     }
@@ -224,8 +266,16 @@ async fn create_response(State(state): Shared, headers: HeaderMap, axum::Json(bo
     s.next_id += 2;
     let omit_usage = s.omit_usage;
     if let Some(items) = s.conversations.get_mut(&conversation) {
-        items.push(Item { id: format!("msg_{n:08}"), role: "user", text: input.clone() });
-        items.push(Item { id: format!("msg_{:08}", n + 1), role: "assistant", text: output.clone() });
+        items.push(Item {
+            id: format!("msg_{n:08}"),
+            role: "user",
+            text: input.clone(),
+        });
+        items.push(Item {
+            id: format!("msg_{:08}", n + 1),
+            role: "assistant",
+            text: output.clone(),
+        });
     }
     let total = tokens_for(&input, &output);
     let usage = json!({"input_tokens": 10 + input.chars().count(), "input_tokens_details": {"cached_tokens": 0},
@@ -243,7 +293,11 @@ async fn create_response(State(state): Shared, headers: HeaderMap, axum::Json(bo
     axum::Json(response).into_response()
 }
 
-async fn chat_completion(State(state): Shared, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn chat_completion(
+    State(state): Shared,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     if body.get("model").is_none() || !body["messages"].is_array() {
         return error(400, "Missing required parameter: 'messages'.");
     }
@@ -251,7 +305,12 @@ async fn chat_completion(State(state): Shared, headers: HeaderMap, axum::Json(bo
         Ok(pair) => pair,
         Err(response) => return response,
     };
-    let prompt: usize = body["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap_or("").chars().count()).sum();
+    let prompt: usize = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or("").chars().count())
+        .sum();
     let total = tokens_for(&input, &output);
     axum::Json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1_760_000_000, "model": body["model"],
@@ -267,7 +326,13 @@ async fn get_model(headers: HeaderMap, Path(model): Path<String>) -> Response {
         return error(401, "Incorrect API key provided");
     }
     if model.starts_with("no-such") {
-        return error(404, &format!("The model `{model}` does not exist or you do not have access to it."));
+        return error(
+            404,
+            &format!("The model `{model}` does not exist or you do not have access to it."),
+        );
     }
-    axum::Json(json!({"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "openai"})).into_response()
+    axum::Json(
+        json!({"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "openai"}),
+    )
+    .into_response()
 }

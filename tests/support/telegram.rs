@@ -58,12 +58,20 @@ pub struct FakeTelegram {
 }
 
 fn ok(result: Value) -> Response {
-    (StatusCode::OK, axum::Json(json!({"ok": true, "result": result}))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({"ok": true, "result": result})),
+    )
+        .into_response()
 }
 
 fn fail(code: u16, description: &str) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, axum::Json(json!({"ok": false, "error_code": code, "description": description}))).into_response()
+    (
+        status,
+        axum::Json(json!({"ok": false, "error_code": code, "description": description})),
+    )
+        .into_response()
 }
 
 pub fn user_json(id: i64) -> Value {
@@ -73,23 +81,29 @@ pub fn user_json(id: i64) -> Value {
 fn member_json(status: &str, user: i64) -> Value {
     let user = user_json(user);
     match status {
-        "restricted_in" => json!({"status": "restricted", "user": user, "is_member": true, "can_send_messages": true,
+        "restricted_in" => {
+            json!({"status": "restricted", "user": user, "is_member": true, "can_send_messages": true,
             "can_send_audios": true, "can_send_documents": true, "can_send_photos": true, "can_send_videos": true,
             "can_send_video_notes": true, "can_send_voice_notes": true, "can_send_polls": true,
             "can_send_other_messages": true, "can_add_web_page_previews": true, "can_react_to_messages": true,
             "can_edit_tag": false, "can_change_info": false, "can_invite_users": true, "can_pin_messages": false,
-            "can_manage_topics": false, "until_date": 0}),
-        "restricted_out" => json!({"status": "restricted", "user": user, "is_member": false, "can_send_messages": false,
+            "can_manage_topics": false, "until_date": 0})
+        }
+        "restricted_out" => {
+            json!({"status": "restricted", "user": user, "is_member": false, "can_send_messages": false,
             "can_send_audios": false, "can_send_documents": false, "can_send_photos": false, "can_send_videos": false,
             "can_send_video_notes": false, "can_send_voice_notes": false, "can_send_polls": false,
             "can_send_other_messages": false, "can_add_web_page_previews": false, "can_react_to_messages": false,
             "can_edit_tag": false, "can_change_info": false, "can_invite_users": false, "can_pin_messages": false,
-            "can_manage_topics": false, "until_date": 0}),
+            "can_manage_topics": false, "until_date": 0})
+        }
         "creator" => json!({"status": "creator", "user": user, "is_anonymous": false}),
-        "administrator" => json!({"status": "administrator", "user": user, "can_be_edited": false, "is_anonymous": false,
+        "administrator" => {
+            json!({"status": "administrator", "user": user, "can_be_edited": false, "is_anonymous": false,
             "can_manage_chat": true, "can_delete_messages": true, "can_manage_video_chats": true,
             "can_restrict_members": true, "can_promote_members": false, "can_change_info": true,
-            "can_invite_users": true, "can_post_stories": false, "can_edit_stories": false, "can_delete_stories": false}),
+            "can_invite_users": true, "can_post_stories": false, "can_edit_stories": false, "can_delete_stories": false})
+        }
         "kicked" => json!({"status": "kicked", "user": user, "until_date": 0}),
         other => json!({"status": other, "user": user}),
     }
@@ -102,7 +116,9 @@ impl FakeTelegram {
             webhook: json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}),
             ..Default::default()
         }));
-        let router = Router::new().route("/{bot}/{method}", post(handle)).with_state(Arc::clone(&state));
+        let router = Router::new()
+            .route("/{bot}/{method}", post(handle))
+            .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -111,7 +127,13 @@ impl FakeTelegram {
 
     /// Recorded calls of `method`, oldest first.
     pub fn calls(&self, method: &str) -> Vec<Call> {
-        self.state.lock().calls.iter().filter(|c| c.method == method).cloned().collect()
+        self.state
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
     }
 
     /// Texts of the messages delivered (answered ok) to `chat`, in order.
@@ -129,7 +151,10 @@ impl FakeTelegram {
     }
 
     pub fn set_member(&self, channel: &str, user: i64, status: &str) {
-        self.state.lock().members.insert((channel.to_string(), user), status.to_string());
+        self.state
+            .lock()
+            .members
+            .insert((channel.to_string(), user), status.to_string());
     }
 
     pub fn set_default_status(&self, status: &str) {
@@ -137,7 +162,10 @@ impl FakeTelegram {
     }
 
     pub fn chat_member_calls(&self, user: i64) -> usize {
-        self.calls("getChatMember").iter().filter(|c| c.params["user_id"].as_i64() == Some(user)).count()
+        self.calls("getChatMember")
+            .iter()
+            .filter(|c| c.params["user_id"].as_i64() == Some(user))
+            .count()
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&mut TelegramState) -> R) -> R {
@@ -152,7 +180,9 @@ async fn params_of(request: Request) -> Value {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     if is_multipart {
-        let mut form = Multipart::from_request(request, &()).await.expect("multipart body");
+        let mut form = Multipart::from_request(request, &())
+            .await
+            .expect("multipart body");
         let mut fields = serde_json::Map::new();
         while let Some(field) = form.next_field().await.expect("multipart field") {
             let name = field.name().unwrap_or_default().to_string();
@@ -166,14 +196,18 @@ async fn params_of(request: Request) -> Value {
                 }),
                 None => {
                     let text = String::from_utf8_lossy(&bytes).to_string();
-                    text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text))
+                    text.parse::<i64>()
+                        .map(Value::from)
+                        .unwrap_or(Value::String(text))
                 }
             };
             fields.insert(name, value);
         }
         Value::Object(fields)
     } else {
-        let bytes = axum::body::to_bytes(request.into_body(), 10 << 20).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(request.into_body(), 10 << 20)
+            .await
+            .unwrap_or_default();
         serde_json::from_slice(&bytes).unwrap_or(json!({}))
     }
 }
@@ -187,7 +221,11 @@ async fn handle(
         return fail(401, "Unauthorized");
     }
     let params = params_of(request).await;
-    let delay = if method == "getChatMember" { state.lock().chat_member_delay } else { Duration::ZERO };
+    let delay = if method == "getChatMember" {
+        state.lock().chat_member_delay
+    } else {
+        Duration::ZERO
+    };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -196,15 +234,22 @@ async fn handle(
     }
     let response = answer(&mut state.lock(), &method, &params);
     let ok = response.status() == StatusCode::OK;
-    state.lock().calls.push(Call { method, params, at: Instant::now(), ok });
+    state.lock().calls.push(Call {
+        method,
+        params,
+        at: Instant::now(),
+        ok,
+    });
     response
 }
 
 fn answer(s: &mut TelegramState, method: &str, params: &Value) -> Response {
     match method {
         "getMe" if s.reject_token => fail(401, "Unauthorized"),
-        "getMe" => ok(json!({"id": BOT_ID, "is_bot": true, "first_name": "Sub GPT", "username": "subgpt_test_bot",
-            "can_join_groups": false, "can_read_all_group_messages": false, "supports_inline_queries": false})),
+        "getMe" => ok(
+            json!({"id": BOT_ID, "is_bot": true, "first_name": "Sub GPT", "username": "subgpt_test_bot",
+            "can_join_groups": false, "can_read_all_group_messages": false, "supports_inline_queries": false}),
+        ),
         "sendMessage" => {
             if s.flood_next_messages > 0 {
                 s.flood_next_messages -= 1;
@@ -213,7 +258,10 @@ fn answer(s: &mut TelegramState, method: &str, params: &Value) -> Response {
                 return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
             }
             if s.reject_html && params.get("parse_mode").is_some() {
-                return fail(400, "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0");
+                return fail(
+                    400,
+                    "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0",
+                );
             }
             let text = params["text"].as_str().unwrap_or_default();
             if text.is_empty() || text.encode_utf16().count() > 4096 {
@@ -259,15 +307,27 @@ async fn get_updates(state: &Arc<Mutex<TelegramState>>, params: Value) -> Respon
     loop {
         let response = {
             let mut s = state.lock();
-            s.calls.push(Call { method: "getUpdates".into(), params: params.clone(), at: Instant::now(), ok: true });
+            s.calls.push(Call {
+                method: "getUpdates".into(),
+                params: params.clone(),
+                at: Instant::now(),
+                ok: true,
+            });
             if s.polling_conflict {
-                return fail(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running");
+                return fail(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                );
             }
             if !s.webhook["url"].as_str().unwrap_or_default().is_empty() {
-                return fail(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first");
+                return fail(
+                    409,
+                    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                );
             }
             s.confirmed_offset = s.confirmed_offset.max(offset);
-            s.updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            s.updates
+                .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
             let ready: Vec<Value> = s.updates.iter().cloned().collect();
             (!ready.is_empty() || Instant::now() >= deadline).then(|| ok(Value::Array(ready)))
         };
