@@ -1,0 +1,3 @@
+//! Persistent state: the usage store (SQLite, on a blocking pool).
+
+pub mod usage;
