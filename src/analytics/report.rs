@@ -6,7 +6,6 @@ use std::path::Path;
 use chrono::NaiveDate;
 use rusqlite::Connection;
 use serde::Serialize;
-use serde_json::json;
 
 use super::output::{Table, human_bytes, write_pairs};
 use super::{Format, ViewerError};
@@ -39,6 +38,21 @@ struct Info {
     last_date: Option<NaiveDate>,
     schema_version: i64,
     source: &'static str,
+}
+
+/// `all` as one JSON document.
+#[derive(Serialize)]
+struct AllDoc {
+    info: Info,
+    users: Vec<UserTotals>,
+    daily: Vec<DayTotals>,
+}
+
+/// `date D` as one JSON document.
+#[derive(Serialize)]
+struct DateDoc<'a> {
+    date: NaiveDate,
+    users: &'a [UserDayUsage],
 }
 
 fn date_text(d: Option<NaiveDate>) -> String {
@@ -87,8 +101,8 @@ impl Context<'_> {
         let daily = self.gather_daily(window)?;
         match self.format {
             Format::Json => {
-                let doc = json!({ "info": info, "users": users, "daily": daily });
-                writeln!(out, "{doc}")?;
+                let doc = AllDoc { info, users, daily };
+                writeln!(out, "{}", serde_json::to_string(&doc).map_err(to_runtime)?)?;
             }
             Format::Csv => {
                 info_table(&info).write_csv(out)?;
@@ -159,7 +173,13 @@ impl Context<'_> {
         let users = self.reader.users_on(date)?;
         let table = day_users_table(&users);
         match self.format {
-            Format::Json => writeln!(out, "{}", json!({ "date": date, "users": users }))?,
+            Format::Json => {
+                let doc = DateDoc {
+                    date,
+                    users: &users,
+                };
+                writeln!(out, "{}", serde_json::to_string(&doc).map_err(to_runtime)?)?;
+            }
             Format::Csv => table.write_csv(out)?,
             Format::Table => {
                 let tokens: i64 = users.iter().map(|u| u.tokens).sum();

@@ -10,7 +10,7 @@ mod types;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,6 +84,7 @@ struct Inner {
     pool: Pool,
     tx: mpsc::UnboundedSender<Job>,
     pending: Arc<AtomicUsize>,
+    failures: Arc<AtomicU64>,
     shutdown: CancellationToken,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -146,12 +147,14 @@ impl UsageStore {
 
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
         let shutdown = CancellationToken::new();
         let writer = Writer {
             pool: pool.clone(),
             rx,
             shutdown: shutdown.clone(),
             pending: pending.clone(),
+            failures: failures.clone(),
             config: WriterConfig {
                 batch_max: options.batch_max.max(1),
                 retry_min: options.retry_min,
@@ -165,6 +168,7 @@ impl UsageStore {
                 pool,
                 tx,
                 pending,
+                failures,
                 shutdown,
                 writer: Mutex::new(Some(handle)),
             }),
@@ -290,6 +294,11 @@ impl UsageStore {
     /// Rows handed over but not yet durable (for metrics/tests).
     pub fn pending(&self) -> usize {
         self.inner.pending.load(Ordering::Acquire)
+    }
+
+    /// Failed write attempts since open (each retried; for metrics/tests).
+    pub fn failed_writes(&self) -> u64 {
+        self.inner.failures.load(Ordering::Acquire)
     }
 
     /// Writes everything pending (retrying), then stops the writer; called last on clean shutdown. Bounded by `timeout`.

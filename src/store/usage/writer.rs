@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -38,6 +38,7 @@ pub(super) struct Writer {
     pub rx: mpsc::UnboundedReceiver<Job>,
     pub shutdown: CancellationToken,
     pub pending: Arc<AtomicUsize>,
+    pub failures: Arc<AtomicU64>,
     pub config: WriterConfig,
 }
 
@@ -101,6 +102,7 @@ impl Writer {
                 }
                 Err(error) => {
                     metrics::counter!("subgpt_usage_write_errors_total").increment(1);
+                    self.failures.fetch_add(1, Ordering::AcqRel);
                     match &mut outage {
                         Some(o) => o.attempts += 1,
                         None => {
