@@ -30,6 +30,7 @@ fn sample() -> Vec<(i64, Option<&'static str>, u64, i64)> {
         (2, Some("bob, the \"builder\""), 3, 70),
         (2, Some("bob, the \"builder\""), 1, 30),
         (3, Some("carol"), 1, 5_000),
+        (3, Some("carol"), 1, 1),
         (1, Some("alice_renamed"), 0, 11),
         (2, Some("bob, the \"builder\""), 0, 12),
         (4, Some("dave"), 0, 13),
@@ -538,7 +539,7 @@ async fn db_path_comes_from_env_then_dotenv_then_default() {
     std::fs::rename(&db, dir.path().join("data/user_analytics.db")).unwrap();
     let default: Value = serde_json::from_str(&ok_stdout(&run(dir.path(), None))).unwrap();
     assert_eq!(default["path"], "./data/user_analytics.db");
-    assert_eq!(default["rows"], 8);
+    assert_eq!(default["rows"], 9);
 }
 
 fn assert_exit_2_one_line(out: &Output, needle: &str) {
