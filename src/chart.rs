@@ -71,10 +71,9 @@ pub fn daily_tokens_png(days: &[(NaiveDate, i64)], title: &str) -> Result<Vec<u8
             .y_label_area_size(64)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max * 1.08)
             .map_err(draw_err)?;
-        let label_every = n.div_ceil(12).max(1);
         let x_label = |x: &f64| {
             let i = x.round();
-            if (x - i).abs() > 1e-6 || i < 0.0 || i as usize % label_every != 0 {
+            if (x - i).abs() > 1e-6 || i < 0.0 {
                 return String::new();
             }
             days.get(i as usize)
@@ -84,7 +83,8 @@ pub fn daily_tokens_png(days: &[(NaiveDate, i64)], title: &str) -> Result<Vec<u8
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(n.min(400))
+            .light_line_style(TRANSPARENT)
+            .x_labels(n.min(12))
             .x_label_formatter(&x_label)
             .y_labels(8)
             .y_label_formatter(&|y| human_count(*y))
@@ -115,4 +115,29 @@ fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, ChartError
     writer.write_image_data(rgb)?;
     writer.finish()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+    #[test]
+    fn draws_a_png_for_some_days_and_for_none() {
+        let day = |d| NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
+        let png =
+            daily_tokens_png(&[(day(1), 10), (day(2), 0), (day(3), 12_345)], "three days").unwrap();
+        assert!(png.starts_with(PNG_SIGNATURE));
+        let empty = daily_tokens_png(&[], "nothing yet").unwrap();
+        assert!(empty.starts_with(PNG_SIGNATURE));
+    }
+
+    #[test]
+    fn human_count_is_short() {
+        assert_eq!(human_count(950.0), "950");
+        assert_eq!(human_count(1_500.0), "1.5k");
+        assert_eq!(human_count(120_000.0), "120k");
+        assert_eq!(human_count(3_400_000.0), "3.4M");
+    }
 }

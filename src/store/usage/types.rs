@@ -120,3 +120,21 @@ pub fn dense_daily_tokens(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_daily_tokens_fills_gaps_with_zero() {
+        let day = |d| NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
+        let t = |d, tokens| DayTotals {
+            date: day(d),
+            requests: 1,
+            users: 1,
+            tokens,
+        };
+        let got = dense_daily_tokens(&[t(1, 5), t(3, 7), t(9, 1)], day(2), day(4));
+        assert_eq!(got, [(day(2), 0), (day(3), 7), (day(4), 0)]);
+    }
+}
