@@ -4,7 +4,9 @@
 //! (subscription layer) → `bot` (commands, conversation) → `openai`, `telegram`, `store`.
 //! The binary in `main.rs` only parses the command line and wires these together.
 
+pub mod analytics;
 pub mod bot;
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod gate;

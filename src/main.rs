@@ -27,6 +27,8 @@ enum Command {
     },
     /// Check configuration, SQLite, Redis, Telegram, channels, OpenAI and the webhook.
     Check,
+    /// The analytics viewer (read-only).
+    Analytics(subgpt::analytics::Args),
 }
 
 #[derive(Subcommand)]
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check => check(),
+        Command::Analytics(args) => subgpt::analytics::run(args),
     }
 }
 

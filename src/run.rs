@@ -71,6 +71,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         telegram: telegram.clone(),
         assistant,
         kv: kv.clone(),
+        usage: usage.clone(),
     });
     let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));
     let service = ServiceBuilder::new()

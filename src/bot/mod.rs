@@ -3,6 +3,7 @@
 
 pub mod dispatch;
 pub mod texts;
+mod usage;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use futures::future::BoxFuture;
 use crate::config::Config;
 use crate::openai::{Assistant, Role, Turn};
 use crate::store::kv::Kv;
+use crate::store::usage::UsageStore;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
 use crate::telegram::{Bot, BotCommand, Message, ParseMode, Update, User};
 
@@ -30,6 +32,7 @@ pub struct App {
     pub telegram: Bot,
     pub assistant: Assistant,
     pub kv: Kv,
+    pub usage: UsageStore,
 }
 
 /// The commands Telegram shows in the menu.
@@ -118,6 +121,8 @@ impl App {
             Some(("reset", _)) => self.reset(chat, user).await,
             Some(("history", _)) => self.history(chat, user).await,
             Some(("export", _)) => self.export(chat, user).await,
+            Some(("usage", _)) => self.usage_report(chat, user).await,
+            Some(("stats", _)) => self.stats(chat, user).await,
             Some(_) => self.say(chat, texts::UNKNOWN_COMMAND).await,
             None => self.converse(chat, user, text).await,
         }
@@ -150,6 +155,11 @@ impl App {
     }
 
     async fn converse(&self, chat: i64, user: &User, text: &str) {
+        if let Some(refusal) = self.over_limit(user).await {
+            tracing::info!("daily token limit reached");
+            self.say(chat, &refusal).await;
+            return;
+        }
         let typing = self.keep_typing(chat);
         let started = std::time::Instant::now();
         let result = self.assistant.reply(user.id, text).await;
@@ -170,16 +180,6 @@ impl App {
                 self.say(chat, &texts::apology(&reference)).await;
             }
         }
-    }
-
-    /// Hands the answer's cost on to the usage store.
-    fn record_usage(&self, _user: &User, tokens: Option<u64>) {
-        let tokens = tokens.unwrap_or_else(|| {
-            tracing::warn!("the upstream reported no token usage; recording 0");
-            metrics::counter!("subgpt_usage_missing_total").increment(1);
-            0
-        });
-        tracing::debug!(tokens, "answered");
     }
 
     /// Sends "typing…" now and every few seconds until the returned task is aborted.

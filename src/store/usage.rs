@@ -1,25 +1,343 @@
-//! TEMPORARY seam until the SQLite store lands.
-use std::path::Path;
-#[derive(Debug, thiserror::Error)]
-#[error("store")]
-pub struct StoreError;
-#[derive(Clone)]
-pub struct UsageStore;
-pub struct UsageRow {
-    pub user_id: i64,
-    pub username: String,
-    pub request_date: chrono::NaiveDate,
-    pub tokens_used: i64,
+//! The usage store: one row per answered message in SQLite, plus roll-ups for fast reads.
+//!
+//! Reads run on a blocking pool through [`blocking`]; writes go to one writer task that
+//! group-commits whatever is queued (see `writer`). Nothing here ever stores message text.
+
+mod error;
+pub mod migrate;
+pub mod queries;
+mod types;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+pub use error::StoreError;
+pub use queries::{Source, UsageReader};
+pub use types::{
+    DayTotals, DayUsage, UsageRow, UsageSummary, UserDayUsage, UserTotals, UserUsageStats,
+    dense_daily_tokens,
+};
+
+use writer::{Job, Writer, WriterConfig};
+
+/// The pool of SQLite connections every blocking call draws from.
+pub(crate) type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// How hard SQLite works to make a commit survive a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// WAL + `synchronous=NORMAL`: a commit survives a crash of the process, not of the machine.
+    Normal,
+    /// WAL + `synchronous=FULL`: every commit is fsynced.
+    Full,
 }
+
+/// Tunables of [`UsageStore::open_with`]; [`Default`] is what the service uses.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a statement waits for a lock before failing with SQLITE_BUSY.
+    pub busy_timeout: Duration,
+    /// Pooled connections (readers and the writer share them).
+    pub pool_size: u32,
+    /// Most rows committed in one transaction.
+    pub batch_max: usize,
+    /// First wait after a failed write.
+    pub retry_min: Duration,
+    /// Longest wait between write attempts.
+    pub retry_max: Duration,
+    /// Commit durability.
+    pub synchronous: Synchronous,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            pool_size: 8,
+            batch_max: 1000,
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+/// Handle to the usage database; cheap to clone.
+#[derive(Clone)]
+pub struct UsageStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    pool: Pool,
+    tx: mpsc::UnboundedSender<Job>,
+    pending: Arc<AtomicUsize>,
+    failures: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Runs `f` with a pooled connection on tokio's blocking pool, inside the caller's tracing span.
+/// Every SQLite call of the async store goes through here; the connection never crosses an `.await`.
+pub(crate) async fn blocking<F, T>(pool: &Pool, f: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| StoreError::Join(e.to_string()))?
+}
+
 impl UsageStore {
-    pub fn open(_path: &Path) -> Result<Self, StoreError> {
-        Ok(UsageStore)
+    /// Opens (creating the parent directory and the file), applies embedded migrations in order
+    /// (rusqlite_migration, version in user_version), WAL mode, busy_timeout, r2d2 pool; starts the writer task.
+    /// Must be called inside a tokio runtime.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, StoreOptions::default())
     }
-    pub fn record_in_background(&self, _row: UsageRow) {}
+
+    /// [`UsageStore::open`] with explicit tunables (tests use a short busy timeout).
+    pub fn open_with(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(options.busy_timeout)?;
+        check_is_sqlite(&conn, path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        migrate::migrate(&mut conn)?;
+        drop(conn);
+
+        let busy_timeout = options.busy_timeout;
+        let synchronous = match options.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+            c.busy_timeout(busy_timeout)?;
+            c.pragma_update(None, "synchronous", synchronous)?;
+            Ok(())
+        });
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size)
+            .min_idle(Some(1))
+            .build(manager)?;
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        let shutdown = CancellationToken::new();
+        let writer = Writer {
+            pool: pool.clone(),
+            rx,
+            shutdown: shutdown.clone(),
+            pending: pending.clone(),
+            failures: failures.clone(),
+            config: WriterConfig {
+                batch_max: options.batch_max.max(1),
+                retry_min: options.retry_min,
+                retry_max: options.retry_max,
+            },
+        };
+        let handle = tokio::spawn(writer.run());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                pool,
+                tx,
+                pending,
+                failures,
+                shutdown,
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn enqueue(&self, row: UsageRow, done: Option<oneshot::Sender<()>>) -> Result<(), UsageRow> {
+        let now = self.inner.pending.fetch_add(1, Ordering::AcqRel) + 1;
+        metrics::gauge!("subgpt_usage_rows_pending").set(now as f64);
+        self.inner.tx.send(Job { row, done }).map_err(|e| {
+            self.inner.pending.fetch_sub(1, Ordering::AcqRel);
+            e.0.row
+        })
+    }
+
+    /// Hands the row to the writer task and waits until it is durable (committed). Group commit:
+    /// one writer batches whatever rows are queued into one transaction; every caller is told when its row is durable.
+    pub async fn record_usage(&self, row: UsageRow) -> Result<(), StoreError> {
+        let (done, committed) = oneshot::channel();
+        self.enqueue(row, Some(done))
+            .map_err(|_| StoreError::Closed)?;
+        committed.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Hands the row to the writer and returns at once (the answer path uses this). Never blocks, never fails.
+    pub fn record_in_background(&self, row: UsageRow) {
+        if let Err(row) = self.enqueue(row, None) {
+            // Only after close(): the process is exiting and there is no writer left.
+            metrics::counter!("subgpt_usage_write_errors_total").increment(1);
+            error!(
+                user_id = row.user_id,
+                tokens = row.tokens_used,
+                "usage store closed; usage row not recorded"
+            );
+        }
+    }
+
+    async fn read<F, T>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&UsageReader<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        blocking(&self.inner.pool, move |conn| {
+            f(&UsageReader::new(conn, Source::Rollups))
+        })
+        .await
+    }
+
+    /// Tokens `user_id` used on `date` (committed rows only).
+    pub async fn user_daily_usage(&self, user_id: i64, date: NaiveDate) -> Result<i64, StoreError> {
+        self.read(move |r| r.user_day_tokens(user_id, date)).await
+    }
+
+    /// Tokens `user_id` used ever.
+    pub async fn user_total_usage(&self, user_id: i64) -> Result<i64, StoreError> {
+        self.read(move |r| r.user_total_tokens(user_id)).await
+    }
+
+    /// Tokens `user_id` used from `from` to `to`, both included (e.g. "this month").
+    pub async fn user_usage_between(
+        &self,
+        user_id: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<i64, StoreError> {
+        self.read(move |r| r.user_tokens_between(user_id, from, to))
+            .await
+    }
+
+    /// Every user's requests and tokens on `date`, most tokens first.
+    pub async fn all_users_usage_by_date(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Vec<UserDayUsage>, StoreError> {
+        self.read(move |r| r.users_on(date)).await
+    }
+
+    /// `user_id`'s totals and per-day breakdown.
+    pub async fn user_usage_stats(&self, user_id: i64) -> Result<UserUsageStats, StoreError> {
+        self.read(move |r| r.user_stats(user_id)).await
+    }
+
+    /// Requests, distinct users and tokens for each day in `from..=to` that has usage, oldest first
+    /// (see [`dense_daily_tokens`] to fill the gaps for a chart).
+    pub async fn daily_totals(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayTotals>, StoreError> {
+        self.read(move |r| r.daily_totals(Some(from), Some(to)))
+            .await
+    }
+
+    /// The `limit` users with most tokens in `from..=to`.
+    pub async fn top_users(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<UserTotals>, StoreError> {
+        self.read(move |r| r.user_totals(Some(from), Some(to), Some(limit)))
+            .await
+    }
+
+    /// Rows, users, tokens and date range of the whole database.
+    pub async fn summary(&self) -> Result<UsageSummary, StoreError> {
+        self.read(|r| r.summary()).await
+    }
+
+    /// For /readyz: a trivial query on a pooled connection.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
+        blocking(&self.inner.pool, |conn| {
+            Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)
+        })
+        .await
     }
-    pub async fn close(&self, _t: std::time::Duration) -> Result<(), StoreError> {
-        Ok(())
+
+    /// Rows handed over but not yet durable (for metrics/tests).
+    pub fn pending(&self) -> usize {
+        self.inner.pending.load(Ordering::Acquire)
+    }
+
+    /// Failed write attempts since open (each retried; for metrics/tests).
+    pub fn failed_writes(&self) -> u64 {
+        self.inner.failures.load(Ordering::Acquire)
+    }
+
+    /// Writes everything pending (retrying), then stops the writer; called last on clean shutdown. Bounded by `timeout`.
+    /// Rows recorded after this call are refused.
+    pub async fn close(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.inner.shutdown.cancel();
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(handle) = handle else {
+            return match self.pending() {
+                0 => Ok(()),
+                pending => Err(StoreError::CloseTimeout { pending }),
+            };
+        };
+        let abort = handle.abort_handle();
+        match tokio::time::timeout(timeout, handle).await {
+            Ok(joined) => joined.map_err(|e| StoreError::Join(e.to_string())),
+            Err(_) => {
+                abort.abort();
+                Err(StoreError::CloseTimeout {
+                    pending: self.pending(),
+                })
+            }
+        }
+    }
+}
+
+/// Turns SQLite's "file is not a database" into a clear error naming the file.
+pub(crate) fn check_is_sqlite(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    match conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(())) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            Err(StoreError::NotSqlite(path.to_owned()))
+        }
+        other => Ok(other?),
     }
 }

@@ -1,0 +1,83 @@
+//! Measures sustained `record_usage` throughput: 16 concurrent callers, each awaiting its own
+//! row's commit, 200,000 rows by default, into a fresh file; prints rows/s and latency.
+//!
+//! Usage: `cargo run --release --example bench_usage -- [ROWS] [CALLERS] [normal|full]`
+
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate};
+use subgpt::store::usage::{StoreOptions, Synchronous, UsageRow, UsageStore};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let rows: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(200_000);
+    let callers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(16);
+    let synchronous = match args.next().as_deref() {
+        None | Some("full") => Synchronous::Full,
+        Some("normal") => Synchronous::Normal,
+        Some(other) => return Err(format!("unknown synchronous mode {other:?}").into()),
+    };
+    let dir = tempfile::tempdir_in(".")?;
+    let path = dir.path().join("bench.db");
+    let store = UsageStore::open_with(
+        &path,
+        StoreOptions {
+            synchronous,
+            ..StoreOptions::default()
+        },
+    )?;
+    let start_day = NaiveDate::from_ymd_opt(2025, 1, 1).ok_or("date")?;
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let store = store.clone();
+        let per_caller = rows / callers + usize::from(caller < rows % callers);
+        tasks.push(tokio::spawn(async move {
+            let mut worst = Duration::ZERO;
+            for i in 0..per_caller {
+                let row = UsageRow {
+                    user_id: ((caller * 7_919 + i * 31) % 5_000) as i64,
+                    username: format!("user{caller}"),
+                    request_date: start_day + Days::new((i / 2_000) as u64),
+                    tokens_used: 100 + (i % 900) as i64,
+                };
+                let t = Instant::now();
+                store.record_usage(row).await.expect("record_usage");
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        }));
+    }
+    let mut worst = Duration::ZERO;
+    for t in tasks {
+        worst = worst.max(t.await?);
+    }
+    let elapsed = started.elapsed();
+    store.close(Duration::from_secs(60)).await?;
+
+    let t = Instant::now();
+    let reader = UsageStore::open(&path)?;
+    let lookups = 10_000;
+    for i in 0..lookups {
+        reader.user_daily_usage(i % 5_000, start_day).await?;
+    }
+    let lookup = t.elapsed() / lookups as u32;
+    reader.close(Duration::from_secs(5)).await?;
+
+    println!(
+        "record_usage: {rows} rows, {callers} callers, synchronous={synchronous:?}: {:.3} s, {:.0} rows/s, \
+         mean latency {:.2} ms, worst {:.2} ms; user_daily_usage: {:.1} µs per call",
+        elapsed.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e3 * callers as f64 / rows as f64,
+        worst.as_secs_f64() * 1e3,
+        lookup.as_secs_f64() * 1e6,
+    );
+    Ok(())
+}

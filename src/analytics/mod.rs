@@ -1,0 +1,205 @@
+//! `subgpt analytics`: the operator's read-only viewer of the usage database.
+//!
+//! Opens the SQLite file read-only (safe beside the running bot, never migrates it), reads the
+//! roll-ups when they exist and the raw rows otherwise, and prints tables, CSV, JSON or a PNG chart.
+
+mod output;
+mod report;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{Days, NaiveDate};
+use clap::{Subcommand, ValueEnum};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::store::usage::{StoreError, UsageReader, check_is_sqlite, migrate};
+
+pub use output::{Cell, Table, csv_field, human_bytes};
+
+/// Where the database is when neither `--db` nor `ANALYTICS_DB_PATH` says.
+pub const DEFAULT_DB_PATH: &str = "./data/user_analytics.db";
+
+/// Command-line arguments of `subgpt analytics`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(about = "Read-only viewer of the usage database")]
+pub struct Args {
+    /// What to show (default: all = info + users + daily).
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+    /// SQLite file [default: $ANALYTICS_DB_PATH, else ./data/user_analytics.db].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Only the last N days up to today in ANALYTICS_TIMEZONE (daily, users, chart; chart default 30).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36600))]
+    pub days: Option<u32>,
+}
+
+/// The viewer's modes.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// info, users and daily together.
+    All,
+    /// Per user: id, username, requests, tokens, first and last day (most tokens first).
+    Users,
+    /// Per day: requests, distinct users, tokens.
+    Daily,
+    /// One user's totals and daily breakdown.
+    User {
+        /// Telegram user id.
+        id: i64,
+    },
+    /// Every user's usage on one day.
+    Date {
+        /// The day, YYYY-MM-DD.
+        date: NaiveDate,
+    },
+    /// File path, size, rows, users, date range, schema version.
+    Info,
+    /// A PNG bar chart of tokens per day (default: the last 30 days).
+    Chart {
+        /// Where to write the PNG.
+        #[arg(long, value_name = "FILE.png")]
+        out: PathBuf,
+    },
+}
+
+/// Output formats.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// CSV with a header row (several tables are separated by a blank line).
+    Csv,
+    /// One JSON document.
+    Json,
+}
+
+/// Why the viewer stopped; decides the exit code.
+#[derive(thiserror::Error, Debug)]
+pub(crate) enum ViewerError {
+    /// Bad configuration or a database that cannot be read as ours: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything failing at run time: exit 1.
+    #[error("{0}")]
+    Runtime(String),
+    /// Writing the output failed (a closed pipe is not an error).
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<StoreError> for ViewerError {
+    fn from(e: StoreError) -> Self {
+        ViewerError::Runtime(e.to_string())
+    }
+}
+
+/// Runs the viewer and maps the outcome to the exit code (0 ok, 2 bad usage or database, 1 failure).
+pub fn run(args: Args) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = execute(&args, &mut out).and_then(|()| out.flush().map_err(ViewerError::from));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(ViewerError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e @ ViewerError::Usage(_)) => {
+            eprintln!("subgpt analytics: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("subgpt analytics: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(args: &Args, out: &mut impl Write) -> Result<(), ViewerError> {
+    // Real environment wins over ./.env; a missing .env is fine.
+    let _ = dotenvy::dotenv();
+    let path = args
+        .db
+        .clone()
+        .or_else(|| {
+            std::env::var_os("ANALYTICS_DB_PATH")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH));
+    let today = today()?;
+    let conn = open_read_only(&path).map_err(|e| match e {
+        StoreError::MissingFile(_) | StoreError::NotSqlite(_) | StoreError::MissingTable(_) => {
+            ViewerError::Usage(e.to_string())
+        }
+        other => ViewerError::Runtime(format!("{}: {other}", path.display())),
+    })?;
+    let reader = UsageReader::detect(&conn)?;
+    let ctx = report::Context {
+        path: &path,
+        conn: &conn,
+        reader: &reader,
+        format: args.format,
+    };
+    let window = args.days.map(|n| last_days(today, n));
+    match args.mode.clone().unwrap_or(Mode::All) {
+        Mode::All => ctx.all(out, window),
+        Mode::Users => ctx.users(out, window),
+        Mode::Daily => ctx.daily(out, window),
+        Mode::User { id } => ctx.user(out, id),
+        Mode::Date { date } => ctx.date(out, date),
+        Mode::Info => ctx.info(out),
+        Mode::Chart { out: file } => {
+            ctx.chart(out, &file, last_days(today, args.days.unwrap_or(30)))
+        }
+    }
+}
+
+/// `today - (n - 1) ..= today`.
+fn last_days(today: NaiveDate, n: u32) -> (NaiveDate, NaiveDate) {
+    let from = today
+        .checked_sub_days(Days::new(u64::from(n.max(1)) - 1))
+        .unwrap_or(NaiveDate::MIN);
+    (from, today)
+}
+
+/// Today in `ANALYTICS_TIMEZONE` (UTC when unset).
+fn today() -> Result<NaiveDate, ViewerError> {
+    let zone = std::env::var("ANALYTICS_TIMEZONE").unwrap_or_default();
+    let zone = if zone.trim().is_empty() {
+        "UTC"
+    } else {
+        zone.trim()
+    };
+    let tz: chrono_tz::Tz = zone.parse().map_err(|_| {
+        ViewerError::Usage(format!(
+            "ANALYTICS_TIMEZONE: {zone:?} is not an IANA time zone (e.g. Europe/Berlin)"
+        ))
+    })?;
+    Ok(chrono::Utc::now().with_timezone(&tz).date_naive())
+}
+
+/// Opens the usage database read-only and checks it is one: no file is created, nothing migrated.
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    match std::fs::metadata(path) {
+        Err(_) => return Err(StoreError::MissingFile(path.to_owned())),
+        Ok(meta) if !meta.is_file() => return Err(StoreError::NotSqlite(path.to_owned())),
+        Ok(_) => {}
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    check_is_sqlite(&conn, path)?;
+    if !migrate::has_table(&conn, "user_analytics")? {
+        return Err(StoreError::MissingTable(path.to_owned()));
+    }
+    Ok(conn)
+}

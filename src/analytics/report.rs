@@ -1,0 +1,365 @@
+//! The viewer's modes: each reads through a [`UsageReader`] and prints one format.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::output::{Table, human_bytes, write_pairs};
+use super::{Format, ViewerError};
+use crate::chart::daily_tokens_png;
+use crate::store::usage::{
+    DayTotals, Source, UsageReader, UserDayUsage, UserTotals, UserUsageStats, dense_daily_tokens,
+    migrate,
+};
+
+type Window = Option<(NaiveDate, NaiveDate)>;
+
+/// What every mode needs.
+pub(super) struct Context<'a> {
+    pub path: &'a Path,
+    pub conn: &'a Connection,
+    pub reader: &'a UsageReader<'a>,
+    pub format: Format,
+}
+
+/// The `info` record.
+#[derive(Serialize)]
+struct Info {
+    path: String,
+    size_bytes: u64,
+    size: String,
+    rows: i64,
+    users: i64,
+    tokens: i64,
+    first_date: Option<NaiveDate>,
+    last_date: Option<NaiveDate>,
+    schema_version: i64,
+    source: &'static str,
+}
+
+/// `all` as one JSON document.
+#[derive(Serialize)]
+struct AllDoc {
+    info: Info,
+    users: Vec<UserTotals>,
+    daily: Vec<DayTotals>,
+}
+
+/// `date D` as one JSON document.
+#[derive(Serialize)]
+struct DateDoc<'a> {
+    date: NaiveDate,
+    users: &'a [UserDayUsage],
+}
+
+fn date_text(d: Option<NaiveDate>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_else(|| "-".to_owned())
+}
+
+impl Context<'_> {
+    fn gather_info(&self) -> Result<Info, ViewerError> {
+        let summary = self.reader.summary()?;
+        let size_bytes = std::fs::metadata(self.path)?.len();
+        Ok(Info {
+            path: self.path.display().to_string(),
+            size_bytes,
+            size: human_bytes(size_bytes),
+            rows: summary.rows,
+            users: summary.users,
+            tokens: summary.tokens,
+            first_date: summary.first_date,
+            last_date: summary.last_date,
+            schema_version: migrate::schema_version(self.conn)?,
+            source: match self.reader.source() {
+                Source::Rollups => "rollups",
+                Source::Raw => "raw rows",
+            },
+        })
+    }
+
+    fn range(window: Window) -> (Option<NaiveDate>, Option<NaiveDate>) {
+        (window.map(|w| w.0), window.map(|w| w.1))
+    }
+
+    fn gather_users(&self, window: Window) -> Result<Vec<UserTotals>, ViewerError> {
+        let (from, to) = Self::range(window);
+        Ok(self.reader.user_totals(from, to, None)?)
+    }
+
+    fn gather_daily(&self, window: Window) -> Result<Vec<DayTotals>, ViewerError> {
+        let (from, to) = Self::range(window);
+        Ok(self.reader.daily_totals(from, to)?)
+    }
+
+    /// info + users + daily.
+    pub fn all(&self, out: &mut impl Write, window: Window) -> Result<(), ViewerError> {
+        let info = self.gather_info()?;
+        let users = self.gather_users(window)?;
+        let daily = self.gather_daily(window)?;
+        match self.format {
+            Format::Json => {
+                let doc = AllDoc { info, users, daily };
+                writeln!(out, "{}", serde_json::to_string(&doc).map_err(to_runtime)?)?;
+            }
+            Format::Csv => {
+                info_table(&info).write_csv(out)?;
+                writeln!(out)?;
+                users_table(&users).write_csv(out)?;
+                writeln!(out)?;
+                daily_table(&daily).write_csv(out)?;
+            }
+            Format::Table => {
+                write_pairs(out, &info_pairs(&info))?;
+                writeln!(out, "\nUsers ({})", users.len())?;
+                users_table(&users).write_text(out)?;
+                writeln!(out, "\nDaily ({} days)", daily.len())?;
+                daily_table(&daily).write_text(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Per-user totals.
+    pub fn users(&self, out: &mut impl Write, window: Window) -> Result<(), ViewerError> {
+        let users = self.gather_users(window)?;
+        self.emit(out, &users, &users_table(&users))
+    }
+
+    /// Per-day totals.
+    pub fn daily(&self, out: &mut impl Write, window: Window) -> Result<(), ViewerError> {
+        let daily = self.gather_daily(window)?;
+        self.emit(out, &daily, &daily_table(&daily))
+    }
+
+    /// One user's totals and days.
+    pub fn user(&self, out: &mut impl Write, user_id: i64) -> Result<(), ViewerError> {
+        let stats = self.reader.user_stats(user_id)?;
+        if stats.days.is_empty() {
+            eprintln!("subgpt analytics: no usage recorded for user {user_id}");
+        }
+        let mut days = Table::new(&["date", "requests", "tokens"]);
+        for d in &stats.days {
+            days.push(vec![
+                d.date.to_string().into(),
+                d.requests.into(),
+                d.tokens.into(),
+            ]);
+        }
+        match self.format {
+            Format::Json => writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&stats).map_err(to_runtime)?
+            )?,
+            Format::Csv => {
+                user_totals_table(&stats).write_csv(out)?;
+                writeln!(out)?;
+                days.write_csv(out)?;
+            }
+            Format::Table => {
+                write_pairs(out, &user_pairs(&stats))?;
+                writeln!(out)?;
+                days.write_text(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every user's usage on one day.
+    pub fn date(&self, out: &mut impl Write, date: NaiveDate) -> Result<(), ViewerError> {
+        let users = self.reader.users_on(date)?;
+        let table = day_users_table(&users);
+        match self.format {
+            Format::Json => {
+                let doc = DateDoc {
+                    date,
+                    users: &users,
+                };
+                writeln!(out, "{}", serde_json::to_string(&doc).map_err(to_runtime)?)?;
+            }
+            Format::Csv => table.write_csv(out)?,
+            Format::Table => {
+                let tokens: i64 = users.iter().map(|u| u.tokens).sum();
+                writeln!(out, "{date}: {} users, {tokens} tokens", users.len())?;
+                table.write_text(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Path, size, counts, schema version.
+    pub fn info(&self, out: &mut impl Write) -> Result<(), ViewerError> {
+        let info = self.gather_info()?;
+        match self.format {
+            Format::Json => writeln!(out, "{}", serde_json::to_string(&info).map_err(to_runtime)?)?,
+            Format::Csv => info_table(&info).write_csv(out)?,
+            Format::Table => write_pairs(out, &info_pairs(&info))?,
+        }
+        Ok(())
+    }
+
+    /// Writes a PNG of tokens per day over `window` to `file`.
+    pub fn chart(
+        &self,
+        out: &mut impl Write,
+        file: &Path,
+        window: (NaiveDate, NaiveDate),
+    ) -> Result<(), ViewerError> {
+        let (from, to) = window;
+        let totals = self.reader.daily_totals(Some(from), Some(to))?;
+        let days = dense_daily_tokens(&totals, from, to);
+        let title = format!("Tokens per day, {from} to {to}");
+        let png = daily_tokens_png(&days, &title).map_err(to_runtime)?;
+        std::fs::write(file, &png)
+            .map_err(|e| ViewerError::Runtime(format!("{}: {e}", file.display())))?;
+        let tokens: i64 = days.iter().map(|d| d.1).sum();
+        writeln!(
+            out,
+            "wrote {} ({} days, {tokens} tokens, {} bytes)",
+            file.display(),
+            days.len(),
+            png.len()
+        )?;
+        Ok(())
+    }
+
+    fn emit<T: Serialize>(
+        &self,
+        out: &mut impl Write,
+        value: &T,
+        table: &Table,
+    ) -> Result<(), ViewerError> {
+        match self.format {
+            Format::Json => writeln!(out, "{}", serde_json::to_string(value).map_err(to_runtime)?)?,
+            Format::Csv => table.write_csv(out)?,
+            Format::Table => table.write_text(out)?,
+        }
+        Ok(())
+    }
+}
+
+fn to_runtime(e: impl std::fmt::Display) -> ViewerError {
+    ViewerError::Runtime(e.to_string())
+}
+
+fn info_pairs(info: &Info) -> Vec<(&'static str, String)> {
+    vec![
+        ("path", info.path.clone()),
+        ("size", format!("{} bytes ({})", info.size_bytes, info.size)),
+        ("rows", info.rows.to_string()),
+        ("users", info.users.to_string()),
+        ("tokens", info.tokens.to_string()),
+        ("first day", date_text(info.first_date)),
+        ("last day", date_text(info.last_date)),
+        ("schema version", info.schema_version.to_string()),
+        ("read from", info.source.to_owned()),
+    ]
+}
+
+fn info_table(info: &Info) -> Table {
+    let mut t = Table::new(&[
+        "path",
+        "size_bytes",
+        "rows",
+        "users",
+        "tokens",
+        "first_date",
+        "last_date",
+        "schema_version",
+        "source",
+    ]);
+    t.push(vec![
+        info.path.clone().into(),
+        i64::try_from(info.size_bytes).unwrap_or(i64::MAX).into(),
+        info.rows.into(),
+        info.users.into(),
+        info.tokens.into(),
+        info.first_date.map(|d| d.to_string()).into(),
+        info.last_date.map(|d| d.to_string()).into(),
+        info.schema_version.into(),
+        info.source.into(),
+    ]);
+    t
+}
+
+fn users_table(users: &[UserTotals]) -> Table {
+    let mut t = Table::new(&[
+        "user_id",
+        "username",
+        "requests",
+        "tokens",
+        "first_date",
+        "last_date",
+    ]);
+    for u in users {
+        t.push(vec![
+            u.user_id.into(),
+            u.username.clone().into(),
+            u.requests.into(),
+            u.tokens.into(),
+            u.first_date.to_string().into(),
+            u.last_date.to_string().into(),
+        ]);
+    }
+    t
+}
+
+fn daily_table(days: &[DayTotals]) -> Table {
+    let mut t = Table::new(&["date", "requests", "users", "tokens"]);
+    for d in days {
+        t.push(vec![
+            d.date.to_string().into(),
+            d.requests.into(),
+            d.users.into(),
+            d.tokens.into(),
+        ]);
+    }
+    t
+}
+
+fn day_users_table(users: &[UserDayUsage]) -> Table {
+    let mut t = Table::new(&["user_id", "username", "requests", "tokens"]);
+    for u in users {
+        t.push(vec![
+            u.user_id.into(),
+            u.username.clone().into(),
+            u.requests.into(),
+            u.tokens.into(),
+        ]);
+    }
+    t
+}
+
+fn user_pairs(s: &UserUsageStats) -> Vec<(&'static str, String)> {
+    vec![
+        ("user_id", s.user_id.to_string()),
+        ("username", s.username.clone().unwrap_or_default()),
+        ("requests", s.requests.to_string()),
+        ("tokens", s.tokens.to_string()),
+        ("first day", date_text(s.first_date)),
+        ("last day", date_text(s.last_date)),
+    ]
+}
+
+fn user_totals_table(s: &UserUsageStats) -> Table {
+    let mut t = Table::new(&[
+        "user_id",
+        "username",
+        "requests",
+        "tokens",
+        "first_date",
+        "last_date",
+    ]);
+    t.push(vec![
+        s.user_id.into(),
+        s.username.clone().into(),
+        s.requests.into(),
+        s.tokens.into(),
+        s.first_date.map(|d| d.to_string()).into(),
+        s.last_date.map(|d| d.to_string()).into(),
+    ]);
+    t
+}

@@ -1,0 +1,193 @@
+//! Usage in the chat: recording each answer's tokens, the daily limit, `/usage` and `/stats`.
+
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::{App, texts};
+use crate::store::usage::{UsageRow, dense_daily_tokens};
+use crate::telegram::User;
+use crate::telegram::format::escape_html;
+
+/// Days shown by `/stats`.
+const STATS_DAYS: i64 = 30;
+/// Users listed by `/stats`.
+const TOP_USERS: usize = 10;
+
+/// Today in `tz`.
+pub fn today(tz: Tz) -> NaiveDate {
+    Utc::now().with_timezone(&tz).date_naive()
+}
+
+/// When today ends in `tz`, and how long until then, e.g. "00:00 UTC (in 3 h 12 min)".
+pub fn day_resets(tz: Tz) -> String {
+    let now = Utc::now().with_timezone(&tz);
+    let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
+    let midnight = tomorrow.and_hms_opt(0, 0, 0).and_then(|t| tz.from_local_datetime(&t).earliest());
+    let left = midnight.map(|m| m.signed_duration_since(now)).unwrap_or_default();
+    let minutes = left.num_minutes().max(1);
+    format!("00:00 {} (in {} h {} min)", tz.name(), minutes / 60, minutes % 60)
+}
+
+/// Thousands separated by a thin space, e.g. `12 345`.
+pub fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\u{202f}');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+impl App {
+    /// Hands the answer's cost to the usage writer; never waits, never fails the answer.
+    pub(super) fn record_usage(&self, user: &User, tokens: Option<u64>) {
+        let tokens = tokens.unwrap_or_else(|| {
+            tracing::warn!("the upstream reported no token usage; recording 0");
+            metrics::counter!("subgpt_usage_missing_total").increment(1);
+            0
+        });
+        self.usage.record_in_background(UsageRow {
+            user_id: user.id,
+            username: user.display_name(),
+            request_date: today(self.config.analytics_timezone),
+            tokens_used: i64::try_from(tokens).unwrap_or(i64::MAX),
+        });
+    }
+
+    /// The refusal when `user` has used up today's allowance; `None` when they may go on.
+    pub(super) async fn over_limit(&self, user: &User) -> Option<String> {
+        let limit = self.config.daily_token_limit;
+        if limit == 0 || self.config.is_admin(user.id) {
+            return None;
+        }
+        let tz = self.config.analytics_timezone;
+        match self.usage.user_daily_usage(user.id, today(tz)).await {
+            Ok(used) if used >= i64::try_from(limit).unwrap_or(i64::MAX) => Some(format!(
+                "You've used today's allowance of {} tokens. It resets at {} — see you then!",
+                grouped(limit as i64),
+                day_resets(tz)
+            )),
+            Ok(_) => None,
+            Err(e) => {
+                // Better to answer than to lock everyone out over a read failure.
+                tracing::warn!(error = %e, "cannot read today's usage; not enforcing the daily limit");
+                None
+            }
+        }
+    }
+
+    /// `/usage`: today, this month, all time, and what is left today.
+    pub(super) async fn usage_report(&self, chat: i64, user: &User) {
+        let tz = self.config.analytics_timezone;
+        let day = today(tz);
+        let month_start = day.with_day(1).unwrap_or(day);
+        let (today_used, month, total) = tokio::join!(
+            self.usage.user_daily_usage(user.id, day),
+            self.usage.user_usage_between(user.id, month_start, day),
+            self.usage.user_total_usage(user.id),
+        );
+        let (Ok(today_used), Ok(month), Ok(total)) = (today_used, month, total) else {
+            self.apologise(chat, &"the usage database could not be read").await;
+            return;
+        };
+        let mut text = format!(
+            "<b>Your usage</b>\nToday: {} tokens\nThis month: {} tokens\nIn total: {} tokens",
+            grouped(today_used),
+            grouped(month),
+            grouped(total)
+        );
+        let limit = self.config.daily_token_limit;
+        if self.config.is_admin(user.id) && limit > 0 {
+            text.push_str("\n\nAs an admin you have no daily limit.");
+        } else if limit > 0 {
+            let left = (limit as i64 - today_used).max(0);
+            text.push_str(&format!(
+                "\n\nDaily limit: {} tokens — {} left today (resets at {}).",
+                grouped(limit as i64),
+                grouped(left),
+                day_resets(tz)
+            ));
+        }
+        text.push_str(&format!("\n\n<i>Days are counted in {}.</i>", tz.name()));
+        self.say(chat, &text).await;
+    }
+
+    /// `/stats` (admins): today, the last 30 days, the top users, and a chart.
+    pub(super) async fn stats(&self, chat: i64, user: &User) {
+        if !self.config.is_admin(user.id) {
+            self.say(chat, texts::ADMINS_ONLY).await;
+            return;
+        }
+        let tz = self.config.analytics_timezone;
+        let to = today(tz);
+        let from = to - chrono::Duration::days(STATS_DAYS - 1);
+        // Every active user, most tokens first: the top of it is listed, its length counted.
+        let (days, users) = tokio::join!(self.usage.daily_totals(from, to), self.usage.top_users(from, to, 1 << 40));
+        let (Ok(days), Ok(users)) = (days, users) else {
+            self.apologise(chat, &"the usage database could not be read").await;
+            return;
+        };
+        let today_row = days.iter().find(|d| d.date == to);
+        let (requests, tokens): (i64, i64) = days.iter().fold((0, 0), |(r, t), d| (r + d.requests, t + d.tokens));
+        let mut text = format!(
+            "<b>Usage statistics</b> ({})\n\n<b>Today</b>: {} requests, {} users, {} tokens\n\
+             <b>Last {STATS_DAYS} days</b>: {} requests, {} tokens, {} active users\n",
+            tz.name(),
+            grouped(today_row.map_or(0, |d| d.requests)),
+            grouped(today_row.map_or(0, |d| d.users)),
+            grouped(today_row.map_or(0, |d| d.tokens)),
+            grouped(requests),
+            grouped(tokens),
+            grouped(users.len() as i64),
+        );
+        let top = &users[..users.len().min(TOP_USERS)];
+        if !top.is_empty() {
+            text.push_str(&format!("\n<b>Top users, last {STATS_DAYS} days</b>\n"));
+            for (i, u) in top.iter().enumerate() {
+                let name = u.username.clone().unwrap_or_else(|| format!("id{}", u.user_id));
+                text.push_str(&format!(
+                    "{}. {} ({}) — {} tokens, {} requests\n",
+                    i + 1,
+                    escape_html(&name),
+                    u.user_id,
+                    grouped(u.tokens),
+                    grouped(u.requests)
+                ));
+            }
+        }
+        self.say(chat, &text).await;
+        let series = dense_daily_tokens(&days, from, to);
+        let title = format!("Tokens per day, last {STATS_DAYS} days ({})", tz.name());
+        match crate::chart::daily_tokens_png(&series, &title) {
+            Ok(png) => {
+                let name = format!("tokens-{to}.png");
+                if let Err(e) = self.telegram.send_photo(chat, &name, png, &title).await {
+                    tracing::error!(error = %e, "could not send the chart");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not draw the chart"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1\u{202f}000");
+        assert_eq!(grouped(-1234567), "-1\u{202f}234\u{202f}567");
+    }
+
+    #[test]
+    fn the_reset_time_names_the_zone() {
+        let text = day_resets(chrono_tz::Europe::Berlin);
+        assert!(text.starts_with("00:00 Europe/Berlin (in "), "{text}");
+    }
+}

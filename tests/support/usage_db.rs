@@ -1,0 +1,190 @@
+//! Helpers for usage-database tests: the Python bot's schema, and totals computed in Rust
+//! straight from the raw rows, independent of the SQL under test.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use rusqlite::Connection;
+
+/// The Python bot's table and indexes, as it created them (SPEC §6), `user_version` left at 0.
+pub const PYTHON_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS user_analytics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL,
+    username TEXT,
+    request_date DATE NOT NULL,
+    tokens_used INTEGER NOT NULL,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS idx_user_id ON user_analytics(user_id);
+CREATE INDEX IF NOT EXISTS idx_request_date ON user_analytics(request_date);
+CREATE INDEX IF NOT EXISTS idx_user_date ON user_analytics(user_id, request_date);
+";
+
+/// A raw row: user id, username, day, tokens.
+pub type Raw<'a> = (i64, Option<&'a str>, &'a str, i64);
+
+/// Creates a file as the Python bot left it, with these rows.
+pub fn create_python_db(path: &Path, rows: &[Raw<'_>]) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(PYTHON_SCHEMA).unwrap();
+    insert_raw(&conn, rows);
+}
+
+/// Inserts rows straight into `user_analytics`.
+pub fn insert_raw(conn: &Connection, rows: &[Raw<'_>]) {
+    let mut stmt = conn
+        .prepare("INSERT INTO user_analytics (user_id, username, request_date, tokens_used) VALUES (?1, ?2, ?3, ?4)")
+        .unwrap();
+    for (user, name, day, tokens) in rows {
+        stmt.execute(rusqlite::params![user, name, day, tokens])
+            .unwrap();
+    }
+}
+
+/// Per-user totals: latest non-null username, requests, tokens, first and last day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSum {
+    pub username: Option<String>,
+    pub requests: i64,
+    pub tokens: i64,
+    pub first: String,
+    pub last: String,
+}
+
+/// Totals computed in Rust from every raw row.
+#[derive(Debug, Default)]
+pub struct Expected {
+    pub rows: i64,
+    pub tokens: i64,
+    pub users: BTreeMap<i64, UserSum>,
+    /// day → (requests, distinct users, tokens)
+    pub days: BTreeMap<String, (i64, i64, i64)>,
+    /// (user, day) → (requests, tokens)
+    pub user_days: BTreeMap<(i64, String), (i64, i64)>,
+}
+
+impl Expected {
+    /// Reads every raw row in id order and sums in Rust.
+    pub fn from_raw(conn: &Connection) -> Self {
+        let mut stmt =
+            conn.prepare("SELECT user_id, username, request_date, tokens_used FROM user_analytics ORDER BY id").unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .unwrap();
+        let mut e = Expected::default();
+        let mut day_users: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+        for row in rows {
+            let (user, name, day, tokens) = row.unwrap();
+            e.rows += 1;
+            e.tokens += tokens;
+            let u = e.users.entry(user).or_insert_with(|| UserSum {
+                username: None,
+                requests: 0,
+                tokens: 0,
+                first: day.clone(),
+                last: day.clone(),
+            });
+            if name.is_some() {
+                u.username = name;
+            }
+            u.requests += 1;
+            u.tokens += tokens;
+            u.first = u.first.clone().min(day.clone());
+            u.last = u.last.clone().max(day.clone());
+            let d = e.days.entry(day.clone()).or_default();
+            d.0 += 1;
+            d.2 += tokens;
+            day_users.entry(day.clone()).or_default().insert(user);
+            let ud = e.user_days.entry((user, day)).or_default();
+            ud.0 += 1;
+            ud.1 += tokens;
+        }
+        for (day, users) in day_users {
+            e.days.get_mut(&day).unwrap().1 = users.len() as i64;
+        }
+        e
+    }
+
+    /// Users sorted as the viewer lists them: most tokens first, then by id.
+    pub fn users_by_tokens(&self) -> Vec<(i64, UserSum)> {
+        let mut v: Vec<(i64, UserSum)> = self.users.iter().map(|(k, u)| (*k, u.clone())).collect();
+        v.sort_by(|a, b| b.1.tokens.cmp(&a.1.tokens).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// Panics unless the roll-up tables hold exactly these totals.
+    pub fn assert_rollups_match(&self, conn: &Connection) {
+        let mut stmt = conn
+            .prepare("SELECT request_date, requests, users, tokens FROM usage_daily ORDER BY 1")
+            .unwrap();
+        let days: BTreeMap<String, (i64, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(days, self.days, "usage_daily");
+        let mut stmt =
+            conn.prepare("SELECT user_id, request_date, requests, tokens FROM usage_user_daily ORDER BY 1, 2").unwrap();
+        let user_days: BTreeMap<(i64, String), (i64, i64)> = stmt
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(user_days, self.user_days, "usage_user_daily");
+        let mut stmt = conn
+            .prepare("SELECT user_id, username, requests, tokens, first_date, last_date FROM usage_user ORDER BY 1")
+            .unwrap();
+        let users: BTreeMap<i64, UserSum> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    UserSum {
+                        username: r.get(1)?,
+                        requests: r.get(2)?,
+                        tokens: r.get(3)?,
+                        first: r.get(4)?,
+                        last: r.get(5)?,
+                    },
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(users, self.users, "usage_user");
+    }
+}
+
+/// Every row of `user_analytics`, all columns, in id order (to prove adoption changed nothing).
+pub fn raw_snapshot(conn: &Connection) -> Vec<(i64, i64, Option<String>, String, i64, String)> {
+    let mut stmt = conn
+        .prepare("SELECT id, user_id, username, request_date, tokens_used, created_at FROM user_analytics ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// `PRAGMA user_version`.
+pub fn user_version(conn: &Connection) -> i64 {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
