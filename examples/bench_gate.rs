@@ -33,11 +33,19 @@ async fn main() {
     };
     let users = 10_000i64;
     for user in 0..users {
-        kv.set(&format!("subgpt:1:sub:{user}:@bench_channel"), "1", Some(std::time::Duration::from_secs(600)))
-            .await
-            .unwrap();
+        kv.set(
+            &format!("subgpt:1:sub:{user}:@bench_channel"),
+            "1",
+            Some(std::time::Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
     }
-    let gate = Gate::new(config.clone(), Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone()), kv);
+    let gate = Gate::new(
+        config.clone(),
+        Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone()),
+        kv,
+    );
     let n: i64 = if redis.is_some() { 100_000 } else { 2_000_000 };
     // Warm up.
     for user in 0..1000 {
@@ -52,7 +60,11 @@ async fn main() {
     println!(
         "{} cached decisions ({}): {:.0} ns each, {:.0} decisions/s",
         n,
-        if redis.is_some() { "redis" } else { "in process" },
+        if redis.is_some() {
+            "redis"
+        } else {
+            "in process"
+        },
         elapsed.as_nanos() as f64 / n as f64,
         n as f64 / elapsed.as_secs_f64()
     );

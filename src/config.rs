@@ -163,6 +163,8 @@ pub struct Config {
     pub chat_history_token_budget: usize,
     /// Time-out of one getChatMember call.
     pub telegram_check_timeout: Duration,
+    /// How long an SQLite statement waits for a lock before the write is retried later.
+    pub sqlite_busy_timeout: Duration,
 }
 
 /// The default model when `OPENAI_MODEL` is unset.
@@ -396,6 +398,7 @@ impl Config {
             telegram_check_timeout: Duration::from_millis(
                 v.number("TELEGRAM_CHECK_TIMEOUT_MS", 10_000)?.max(1),
             ),
+            sqlite_busy_timeout: Duration::from_millis(v.number("SQLITE_BUSY_TIMEOUT_MS", 5_000)?),
         })
     }
 

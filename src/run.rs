@@ -17,7 +17,7 @@ use crate::gate::{Gate, GateLayer};
 use crate::openai::Assistant;
 use crate::server::{self, ServerState};
 use crate::store::kv::Kv;
-use crate::store::usage::UsageStore;
+use crate::store::usage::{StoreOptions, UsageStore};
 use crate::telegram::{Bot, TelegramError};
 
 /// Everything a running bot holds.
@@ -33,7 +33,11 @@ pub struct Running {
 /// Opens the stores, checks the token with getMe, registers the command menu, and builds
 /// the gate + bot stack behind a dispatcher.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let usage = UsageStore::open(&config.analytics_db_path).with_context(|| {
+    let options = StoreOptions {
+        busy_timeout: config.sqlite_busy_timeout,
+        ..StoreOptions::default()
+    };
+    let usage = UsageStore::open_with(&config.analytics_db_path, options).with_context(|| {
         format!(
             "cannot open the usage database {}",
             config.analytics_db_path.display()

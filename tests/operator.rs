@@ -313,6 +313,15 @@ async fn sigterm_finishes_answers_in_flight_and_refuses_new_updates() {
     assert_eq!(status.code(), Some(0), "{}", app.logs());
     assert_eq!(app.telegram.sent_texts(70), vec!["Echo: in flight"]);
     assert!(app.telegram.sent_texts(71).is_empty());
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM user_analytics WHERE user_id = 70",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1, "the answer's usage row was written before exit");
 }
 
 #[tokio::test]

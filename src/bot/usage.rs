@@ -22,10 +22,19 @@ pub fn today(tz: Tz) -> NaiveDate {
 pub fn day_resets(tz: Tz) -> String {
     let now = Utc::now().with_timezone(&tz);
     let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
-    let midnight = tomorrow.and_hms_opt(0, 0, 0).and_then(|t| tz.from_local_datetime(&t).earliest());
-    let left = midnight.map(|m| m.signed_duration_since(now)).unwrap_or_default();
+    let midnight = tomorrow
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| tz.from_local_datetime(&t).earliest());
+    let left = midnight
+        .map(|m| m.signed_duration_since(now))
+        .unwrap_or_default();
     let minutes = left.num_minutes().max(1);
-    format!("00:00 {} (in {} h {} min)", tz.name(), minutes / 60, minutes % 60)
+    format!(
+        "00:00 {} (in {} h {} min)",
+        tz.name(),
+        minutes / 60,
+        minutes % 60
+    )
 }
 
 /// Thousands separated by a thin space, e.g. `12 345`.
@@ -33,7 +42,7 @@ pub fn grouped(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{202f}');
         }
         out.push(c);
@@ -90,7 +99,8 @@ impl App {
             self.usage.user_total_usage(user.id),
         );
         let (Ok(today_used), Ok(month), Ok(total)) = (today_used, month, total) else {
-            self.apologise(chat, &"the usage database could not be read").await;
+            self.apologise(chat, &"the usage database could not be read")
+                .await;
             return;
         };
         let mut text = format!(
@@ -125,13 +135,19 @@ impl App {
         let to = today(tz);
         let from = to - chrono::Duration::days(STATS_DAYS - 1);
         // Every active user, most tokens first: the top of it is listed, its length counted.
-        let (days, users) = tokio::join!(self.usage.daily_totals(from, to), self.usage.top_users(from, to, 1 << 40));
+        let (days, users) = tokio::join!(
+            self.usage.daily_totals(from, to),
+            self.usage.top_users(from, to, 1 << 40)
+        );
         let (Ok(days), Ok(users)) = (days, users) else {
-            self.apologise(chat, &"the usage database could not be read").await;
+            self.apologise(chat, &"the usage database could not be read")
+                .await;
             return;
         };
         let today_row = days.iter().find(|d| d.date == to);
-        let (requests, tokens): (i64, i64) = days.iter().fold((0, 0), |(r, t), d| (r + d.requests, t + d.tokens));
+        let (requests, tokens): (i64, i64) = days
+            .iter()
+            .fold((0, 0), |(r, t), d| (r + d.requests, t + d.tokens));
         let mut text = format!(
             "<b>Usage statistics</b> ({})\n\n<b>Today</b>: {} requests, {} users, {} tokens\n\
              <b>Last {STATS_DAYS} days</b>: {} requests, {} tokens, {} active users\n",
@@ -147,7 +163,10 @@ impl App {
         if !top.is_empty() {
             text.push_str(&format!("\n<b>Top users, last {STATS_DAYS} days</b>\n"));
             for (i, u) in top.iter().enumerate() {
-                let name = u.username.clone().unwrap_or_else(|| format!("id{}", u.user_id));
+                let name = u
+                    .username
+                    .clone()
+                    .unwrap_or_else(|| format!("id{}", u.user_id));
                 text.push_str(&format!(
                     "{}. {} ({}) — {} tokens, {} requests\n",
                     i + 1,

@@ -1,0 +1,278 @@
+//! Usage recording through the real service (SPEC §6): one row per answer, privacy, write
+//! failures, the daily limit, `/usage` and `/stats`.
+
+mod support;
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+use support::openai::tokens_for;
+use support::*;
+
+fn rows(app: &TestApp) -> Vec<(i64, String, String, i64)> {
+    let Ok(conn) = Connection::open(app.db_path()) else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT user_id, username, request_date, tokens_used FROM user_analytics ORDER BY id",
+    ) else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+async fn wait_rows(app: &TestApp, n: usize) -> Vec<(i64, String, String, i64)> {
+    eventually(&format!("{n} usage rows"), Duration::from_secs(20), || {
+        rows(app).len() >= n
+    })
+    .await;
+    rows(app)
+}
+
+fn today_in(tz: chrono_tz::Tz) -> String {
+    chrono::Utc::now()
+        .with_timezone(&tz)
+        .date_naive()
+        .to_string()
+}
+
+#[tokio::test]
+async fn each_answer_records_one_row_with_the_upstream_tokens() {
+    let app = Spawn::default()
+        .env("ANALYTICS_TIMEZONE", "Pacific/Kiritimati")
+        .start()
+        .await;
+    app.send_text(1, 301, "alpha").await;
+    app.send_text(2, 302, "beta").await;
+    app.send_text(3, 301, "gamma").await;
+    app.wait_messages(301, 2).await;
+    let rows = wait_rows(&app, 3).await;
+    let today = today_in(chrono_tz::Pacific::Kiritimati);
+    let mut expected = vec![
+        (
+            301,
+            "user301".to_string(),
+            today.clone(),
+            tokens_for("alpha", "Echo: alpha") as i64,
+        ),
+        (
+            302,
+            "user302".to_string(),
+            today.clone(),
+            tokens_for("beta", "Echo: beta") as i64,
+        ),
+        (
+            301,
+            "user301".to_string(),
+            today.clone(),
+            tokens_for("gamma", "Echo: gamma") as i64,
+        ),
+    ];
+    let mut got = rows.clone();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    // Commands and refusals cost nothing.
+    app.send_text(4, 301, "/help").await;
+    app.wait_messages(301, 3).await;
+    assert_eq!(rows.len(), 3);
+}
+
+#[tokio::test]
+async fn a_reply_without_usage_is_recorded_as_zero_with_a_warning() {
+    let app = TestApp::spawn().await;
+    app.openai.with(|s| s.omit_usage = true);
+    app.send_text(1, 303, "free?").await;
+    let rows = wait_rows(&app, 1).await;
+    assert_eq!(rows[0].3, 0);
+    assert!(app.logs().contains("reported no token usage"));
+}
+
+#[tokio::test]
+async fn the_database_never_holds_a_word_of_the_conversation() {
+    let app = TestApp::spawn().await;
+    let questions = [
+        "zebra quantum marmalade 7781",
+        "Привет, секретный вопрос",
+        "pineapple-orbit-secret",
+    ];
+    for (i, q) in questions.iter().enumerate() {
+        app.send_text(i as i64 + 1, 304, q).await;
+    }
+    app.wait_messages(304, 3).await;
+    wait_rows(&app, 3).await;
+    let bytes: Vec<u8> = ["usage.db", "usage.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::read(app.dir.path().join(f)).ok())
+        .flatten()
+        .collect();
+    assert!(bytes.len() > 4096);
+    for q in questions {
+        for needle in [q.to_string(), format!("Echo: {q}")] {
+            let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(!found, "{needle:?} is in the database file");
+        }
+        // Even a fragment of it.
+        let word = q.split_whitespace().next().unwrap();
+        assert!(
+            !bytes.windows(word.len()).any(|w| w == word.as_bytes()),
+            "{word:?} is in the database file"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rows_written_while_the_database_is_locked_arrive_later() {
+    let app = Spawn::default()
+        .env("SQLITE_BUSY_TIMEOUT_MS", "50")
+        .start()
+        .await;
+    app.send_text(1, 305, "before").await;
+    wait_rows(&app, 1).await;
+
+    // Another process takes the write lock: the bot's writes fail with SQLITE_BUSY.
+    let locker = Connection::open(app.db_path()).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for (i, text) in ["during one", "during two", "during three"]
+        .iter()
+        .enumerate()
+    {
+        app.send_text(i as i64 + 2, 305, text).await;
+    }
+    // Answers are not held up by the failing writes.
+    app.wait_messages(305, 4).await;
+    eventually("a failed write", Duration::from_secs(10), || {
+        app.logs().contains("usage write failed")
+    })
+    .await;
+    assert_eq!(rows(&app).len(), 1);
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    let rows = wait_rows(&app, 4).await;
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        app.logs().matches("usage write failed").count(),
+        1,
+        "logged once per outage"
+    );
+}
+
+#[tokio::test]
+async fn pending_rows_are_written_before_a_clean_shutdown() {
+    let app = Spawn::default()
+        .env("SQLITE_BUSY_TIMEOUT_MS", "50")
+        .start()
+        .await;
+    let locker = Connection::open(app.db_path()).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    app.send_text(1, 306, "kept for later").await;
+    app.wait_messages(306, 1).await;
+    eventually("a failed write", Duration::from_secs(10), || {
+        app.logs().contains("usage write failed")
+    })
+    .await;
+    app.terminate();
+    // Release the lock while the process drains: the pending row must still be written.
+    eventually("the drain to start", Duration::from_secs(10), || {
+        app.logs().contains("shutting down")
+    })
+    .await;
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    assert_eq!(
+        app.wait_exit(Duration::from_secs(40)).await.code(),
+        Some(0),
+        "{}",
+        app.logs()
+    );
+    assert_eq!(rows(&app).len(), 1);
+}
+
+#[tokio::test]
+async fn usage_command_reports_today_month_total_and_the_limit() {
+    let app = Spawn::default()
+        .env("DAILY_TOKEN_LIMIT", "100000")
+        .start()
+        .await;
+    app.send_text(1, 307, "count this").await;
+    app.wait_messages(307, 1).await;
+    wait_rows(&app, 1).await;
+    app.send_text(2, 307, "/usage").await;
+    let text = app.wait_messages(307, 2).await.pop().unwrap();
+    let spent = tokens_for("count this", "Echo: count this");
+    assert!(text.contains(&format!("Today: {spent} tokens")), "{text}");
+    assert!(
+        text.contains(&format!("This month: {spent} tokens")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("In total: {spent} tokens")),
+        "{text}"
+    );
+    let left = 100_000 - spent;
+    let left = format!("{}\u{202f}{:03}", left / 1000, left % 1000);
+    assert!(text.contains(&format!("{left} left today")), "{text}");
+}
+
+#[tokio::test]
+async fn the_daily_limit_refuses_politely_without_calling_openai() {
+    let app = Spawn::default()
+        .env("DAILY_TOKEN_LIMIT", "30")
+        .env("ADMIN_USER_IDS", "399")
+        .start()
+        .await;
+    app.send_text(1, 308, "a question long enough to pass the limit")
+        .await;
+    app.wait_messages(308, 1).await;
+    wait_rows(&app, 1).await;
+    app.send_text(2, 308, "one more").await;
+    let text = app.wait_messages(308, 2).await.pop().unwrap();
+    assert!(
+        text.contains("today's allowance") && text.contains("resets at 00:00 UTC"),
+        "{text}"
+    );
+    assert_eq!(app.openai.request_count(), 1);
+    // Admins are exempt.
+    for i in 0..2 {
+        app.send_text(10 + i, 399, "admin question that is long enough")
+            .await;
+    }
+    let admin = app.wait_messages(399, 2).await;
+    assert!(admin.iter().all(|t| t.starts_with("Echo:")), "{admin:?}");
+}
+
+#[tokio::test]
+async fn stats_is_for_admins_and_comes_with_a_chart() {
+    let app = Spawn::default().env("ADMIN_USER_IDS", "400").start().await;
+    app.send_text(1, 401, "hello there").await;
+    app.send_text(2, 402, "hi").await;
+    app.wait_messages(401, 1).await;
+    app.wait_messages(402, 1).await;
+    wait_rows(&app, 2).await;
+    app.send_text(3, 401, "/stats").await;
+    assert_eq!(
+        app.wait_messages(401, 2).await[1],
+        "/stats is for the bot's admins."
+    );
+    app.send_text(4, 400, "/stats").await;
+    let text = app.wait_messages(400, 1).await.pop().unwrap();
+    let total = tokens_for("hello there", "Echo: hello there") + tokens_for("hi", "Echo: hi");
+    assert!(
+        text.contains(&format!(
+            "<b>Today</b>: 2 requests, 2 users, {total} tokens"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("1. user401 (401)"), "{text}");
+    eventually("the chart", Duration::from_secs(10), || {
+        !app.telegram.calls("sendPhoto").is_empty()
+    })
+    .await;
+    let photo = app.telegram.calls("sendPhoto").pop().unwrap().params;
+    assert_eq!(photo["chat_id"], 400);
+    assert_eq!(photo["photo"]["png"], true);
+    assert!(photo["photo"]["len"].as_u64().unwrap() > 1000);
+}
