@@ -84,7 +84,7 @@ where
         Ok(c) => c,
         Err(code) => return code,
     };
-    subgpt::telemetry::init_logging(config.log_format, secrets(&config));
+    subgpt::telemetry::init_logging(config.log_format, "info", secrets(&config));
     finish(runtime().block_on(job(config)))
 }
 
@@ -125,7 +125,8 @@ fn check() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    subgpt::telemetry::init_logging(config.log_format, secrets(&config));
+    // The report is the output; logs only for what goes wrong.
+    subgpt::telemetry::init_logging(config.log_format, "warn", secrets(&config));
     if runtime().block_on(subgpt::cli::check::run(&config)) {
         ExitCode::SUCCESS
     } else {

@@ -266,7 +266,8 @@ async fn stats_is_for_admins_and_comes_with_a_chart() {
         )),
         "{text}"
     );
-    assert!(text.contains("1. user401 (401)"), "{text}");
+    assert!(text.contains("1. user401 (401) — "), "{text}");
+    assert!(text.contains("1 request\n"), "{text}");
     eventually("the chart", Duration::from_secs(10), || {
         !app.telegram.calls("sendPhoto").is_empty()
     })

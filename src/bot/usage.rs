@@ -18,7 +18,7 @@ pub fn today(tz: Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive()
 }
 
-/// When today ends in `tz`, and how long until then, e.g. "00:00 UTC (in 3 h 12 min)".
+/// When today ends in `tz`, and how long until then, e.g. "00:00 UTC, in 3 h 12 min".
 pub fn day_resets(tz: Tz) -> String {
     let now = Utc::now().with_timezone(&tz);
     let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
@@ -50,6 +50,11 @@ pub fn grouped(n: i64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
+/// `n` and the noun, plural unless `n` is 1: `2 users`, `1 request`.
+pub fn count(n: i64, noun: &str) -> String {
+    format!("{} {noun}{}", grouped(n), if n == 1 { "" } else { "s" })
+}
+
 impl App {
     /// Hands the answer's cost to the usage writer; never waits, never fails the answer.
     pub(super) fn record_usage(&self, user: &User, tokens: Option<u64>) {
@@ -75,7 +80,7 @@ impl App {
         let tz = self.config.analytics_timezone;
         match self.usage.user_daily_usage(user.id, today(tz)).await {
             Ok(used) if used >= i64::try_from(limit).unwrap_or(i64::MAX) => Some(format!(
-                "You've used today's allowance of {} tokens. It resets at {} — see you then!",
+                "You've used today's allowance of {} tokens. It resets at {}. See you then!",
                 grouped(limit as i64),
                 day_resets(tz)
             )),
@@ -115,7 +120,7 @@ impl App {
         } else if limit > 0 {
             let left = (limit as i64 - today_used).max(0);
             text.push_str(&format!(
-                "\n\nDaily limit: {} tokens — {} left today (resets at {}).",
+                "\n\nDaily limit: {} tokens — {} left today. The day resets at {}.",
                 grouped(limit as i64),
                 grouped(left),
                 day_resets(tz)
@@ -149,15 +154,14 @@ impl App {
             .iter()
             .fold((0, 0), |(r, t), d| (r + d.requests, t + d.tokens));
         let mut text = format!(
-            "<b>Usage statistics</b> ({})\n\n<b>Today</b>: {} requests, {} users, {} tokens\n\
-             <b>Last {STATS_DAYS} days</b>: {} requests, {} tokens, {} active users\n",
+            "<b>Usage statistics</b> ({})\n\n<b>Today</b>: {}, {}, {}\n<b>Last {STATS_DAYS} days</b>: {}, {}, {}\n",
             tz.name(),
-            grouped(today_row.map_or(0, |d| d.requests)),
-            grouped(today_row.map_or(0, |d| d.users)),
-            grouped(today_row.map_or(0, |d| d.tokens)),
-            grouped(requests),
-            grouped(tokens),
-            grouped(users.len() as i64),
+            count(today_row.map_or(0, |d| d.requests), "request"),
+            count(today_row.map_or(0, |d| d.users), "user"),
+            count(today_row.map_or(0, |d| d.tokens), "token"),
+            count(requests, "request"),
+            count(tokens, "token"),
+            count(users.len() as i64, "active user"),
         );
         let top = &users[..users.len().min(TOP_USERS)];
         if !top.is_empty() {
@@ -168,12 +172,12 @@ impl App {
                     .clone()
                     .unwrap_or_else(|| format!("id{}", u.user_id));
                 text.push_str(&format!(
-                    "{}. {} ({}) — {} tokens, {} requests\n",
+                    "{}. {} ({}) — {}, {}\n",
                     i + 1,
                     escape_html(&name),
                     u.user_id,
-                    grouped(u.tokens),
-                    grouped(u.requests)
+                    count(u.tokens, "token"),
+                    count(u.requests, "request")
                 ));
             }
         }
@@ -202,6 +206,12 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1\u{202f}000");
         assert_eq!(grouped(-1234567), "-1\u{202f}234\u{202f}567");
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(1, "user"), "1 user");
+        assert_eq!(count(2, "active user"), "2 active users");
     }
 
     #[test]

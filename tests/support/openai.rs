@@ -77,6 +77,11 @@ fn error(status: u16, message: &str) -> Response {
 
 impl FakeOpenAi {
     pub async fn start() -> FakeOpenAi {
+        Self::start_on(0).await
+    }
+
+    /// Starts the fake on `port` (0 = any free one).
+    pub async fn start_on(port: u16) -> FakeOpenAi {
         let state = Arc::new(Mutex::new(OpenAiState {
             requests: Vec::new(),
             conversations: HashMap::new(),
@@ -98,7 +103,9 @@ impl FakeOpenAi {
             .route("/v1/chat/completions", post(chat_completion))
             .route("/v1/models/{model}", get(get_model))
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         FakeOpenAi { url, state }

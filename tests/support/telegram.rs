@@ -112,6 +112,11 @@ fn member_json(status: &str, user: i64) -> Value {
 impl FakeTelegram {
     /// Starts the fake on a free loopback port.
     pub async fn start() -> FakeTelegram {
+        Self::start_on(0).await
+    }
+
+    /// Starts the fake on `port` (0 = any free one).
+    pub async fn start_on(port: u16) -> FakeTelegram {
         let state = Arc::new(Mutex::new(TelegramState {
             webhook: json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0}),
             ..Default::default()
@@ -119,7 +124,9 @@ impl FakeTelegram {
         let router = Router::new()
             .route("/{bot}/{method}", post(handle))
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         FakeTelegram { url, state }
