@@ -336,15 +336,7 @@ async fn metrics_and_json_logs() {
         .send()
         .await
         .unwrap();
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for needle in [
         "subgpt_updates_received_total 1",
         r#"subgpt_updates_rejected_total{reason="unauthorized"} 1"#,

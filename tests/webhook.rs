@@ -135,15 +135,7 @@ async fn a_repeated_update_is_handled_once_in_process() {
     app.send_text(78, 5, "next").await;
     app.wait_messages(5, 2).await;
     assert_eq!(app.openai.inputs(), vec!["once", "next"]);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("subgpt_updates_duplicate_total 2"),
         "{metrics}"

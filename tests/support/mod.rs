@@ -283,6 +283,22 @@ impl TestApp {
         telegram.sent_texts(user)
     }
 
+    /// GET a route of the service and return its status and body.
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.1
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = self.pid().to_string();
