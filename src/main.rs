@@ -143,5 +143,14 @@ fn secrets(config: &Config) -> Vec<String> {
     if let Some(s) = &config.webhook_secret {
         secrets.push(s.expose().to_string());
     }
+    // A Redis password, if the URL carries one: redis://user:password@host
+    let password = config
+        .redis_url
+        .as_deref()
+        .and_then(|u| u.split_once("://"))
+        .and_then(|(_, rest)| rest.split_once('@'));
+    if let Some((userinfo, _)) = password {
+        secrets.push(userinfo.rsplit(':').next().unwrap_or(userinfo).to_string());
+    }
     secrets
 }

@@ -33,6 +33,8 @@ pub struct Running {
 /// Opens the stores, checks the token with getMe, registers the command menu, and builds
 /// the gate + bot stack behind a dispatcher.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    // Installed first, so start-up calls are counted too.
+    crate::telemetry::metrics();
     let options = StoreOptions {
         busy_timeout: config.sqlite_busy_timeout,
         ..StoreOptions::default()

@@ -129,7 +129,9 @@ async fn discard(body: Body) {
 
 /// Queues an update the bot cares about; ignores the rest.
 pub fn route(dispatcher: &Arc<Dispatcher>, update: Update) {
-    let relevant = update.private_message().is_some() || update.chat_member.is_some();
+    let relevant = update.private_message().is_some()
+        || update.chat_member.is_some()
+        || update.my_chat_member.is_some();
     match update.user_id() {
         Some(user) if relevant => dispatcher.submit(user, update),
         _ => {

@@ -336,3 +336,28 @@ async fn gate_decisions_are_counted_by_outcome_and_source() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn losing_admin_rights_in_the_channel_is_logged_loudly() {
+    let app = TestApp::spawn().await;
+    let mut update = chat_member_update(
+        1,
+        CHANNEL,
+        -1001,
+        telegram::BOT_ID,
+        "administrator",
+        "member",
+    );
+    let change = update
+        .as_object_mut()
+        .unwrap()
+        .remove("chat_member")
+        .unwrap();
+    update["my_chat_member"] = change;
+    assert_eq!(app.post_update(&update).await, 200);
+    eventually("the warning", Duration::from_secs(5), || {
+        app.logs()
+            .contains("the bot is no longer an administrator of @test_channel")
+    })
+    .await;
+}

@@ -108,7 +108,7 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn the_ack_does_not_wait_for_openai() {
     let app = TestApp::spawn().await;
-    app.openai.with(|s| s.delay = Duration::from_secs(3));
+    app.openai.with(|s| s.delay = Duration::from_millis(4500));
     app.send_text(10, 7, "slow question").await;
     // The 200 came back; OpenAI is still working and nothing was answered yet.
     eventually(
@@ -120,9 +120,13 @@ async fn the_ack_does_not_wait_for_openai() {
     assert!(app.telegram.sent_texts(7).is_empty());
     let texts = app.wait_messages(7, 1).await;
     assert_eq!(texts[0], "Echo: slow question");
+    // "typing…" at once and again about 4 s later, while the model works.
+    let typing = app.telegram.calls("sendChatAction");
+    assert_eq!(typing.len(), 2, "{typing:?}");
+    let gap = typing[1].at.duration_since(typing[0].at);
     assert!(
-        !app.telegram.calls("sendChatAction").is_empty(),
-        "typing is shown while waiting"
+        gap >= Duration::from_millis(3900) && gap < Duration::from_secs(8),
+        "{gap:?}"
     );
 }
 

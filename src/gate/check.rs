@@ -201,19 +201,43 @@ impl Gate {
 
     /// Applies a `chat_member` update of a gating channel to the cache at once.
     pub async fn observe(&self, change: &ChatMemberUpdated) {
-        let chat = &change.chat;
-        let channel = self.config.channels.iter().find(|c| match c {
+        let Some(channel) = self.gating_channel(&change.chat) else {
+            return;
+        };
+        let member = &change.new_chat_member;
+        let subscribed = member.is_subscribed();
+        tracing::info!(channel = %channel, subscribed, "membership changed");
+        self.remember(member.user().id, channel, subscribed).await;
+    }
+}
+
+impl Gate {
+    /// The gating channel `chat` is, if it is one.
+    fn gating_channel(&self, chat: &crate::telegram::Chat) -> Option<&Channel> {
+        self.config.channels.iter().find(|c| match c {
             Channel::Id(id) => *id == chat.id,
             Channel::Username(name) => chat
                 .username
                 .as_deref()
                 .is_some_and(|u| u.eq_ignore_ascii_case(name)),
-        });
-        let Some(channel) = channel else { return };
-        let member = &change.new_chat_member;
-        let subscribed = member.is_subscribed();
-        tracing::info!(channel = %channel, subscribed, "membership changed");
-        self.remember(member.user().id, channel, subscribed).await;
+        })
+    }
+
+    /// The bot's own status changed in a chat: say loudly when it stops being an
+    /// administrator of a gating channel, since every check fails from then on.
+    pub fn observe_bot(&self, change: &ChatMemberUpdated) {
+        let Some(channel) = self.gating_channel(&change.chat) else {
+            return;
+        };
+        if change.new_chat_member.is_admin() {
+            tracing::info!(channel = %channel, "the bot is an administrator of the channel");
+        } else {
+            tracing::error!(
+                channel = %channel,
+                "the bot is no longer an administrator of {channel}: subscription checks will fail; \
+                 make the bot an administrator of {channel} again"
+            );
+        }
     }
 }
 

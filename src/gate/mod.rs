@@ -81,6 +81,10 @@ impl Gate {
             self.observe(change).await;
             return false;
         }
+        if let Some(change) = &update.my_chat_member {
+            self.observe_bot(change);
+            return false;
+        }
         let Some(message) = update.private_message() else {
             return true;
         };

@@ -18,13 +18,15 @@ pub struct Update {
 }
 
 impl Update {
-    /// The user this update is about: the sender of a message, or the member whose status changed.
+    /// The user this update is about: the sender of a message, or the member whose status
+    /// changed (the bot itself for `my_chat_member`).
     pub fn user_id(&self) -> Option<i64> {
         if let Some(m) = &self.message {
             return m.from.as_ref().map(|u| u.id);
         }
         self.chat_member
             .as_ref()
+            .or(self.my_chat_member.as_ref())
             .map(|c| c.new_chat_member.user().id)
     }
 
