@@ -56,7 +56,8 @@ pub struct StoreOptions {
     pub retry_min: Duration,
     /// Longest wait between write attempts.
     pub retry_max: Duration,
-    /// Commit durability.
+    /// Commit durability: `Normal` by default (SQLite's advice for WAL), which is about twice as
+    /// fast as `Full` here; a power loss may lose the last commits, a crash of the process does not.
     pub synchronous: Synchronous,
 }
 
@@ -68,7 +69,7 @@ impl Default for StoreOptions {
             batch_max: 1000,
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
-            synchronous: Synchronous::Full,
+            synchronous: Synchronous::Normal,
         }
     }
 }
@@ -138,6 +139,11 @@ impl UsageStore {
         let manager = SqliteConnectionManager::file(path).with_init(move |c| {
             c.busy_timeout(busy_timeout)?;
             c.pragma_update(None, "synchronous", synchronous)?;
+            // Checkpoint less often than SQLite's default (1000 pages): hot index pages are copied
+            // back once per checkpoint, so a longer interval means less I/O per row (WAL ≤ ~32 MiB).
+            c.pragma_update(None, "wal_autocheckpoint", 8000)?;
+            // Keep hot index pages in SQLite's own cache instead of re-reading them through syscalls.
+            c.pragma_update(None, "cache_size", -16_384)?;
             Ok(())
         });
         let pool = r2d2::Pool::builder()

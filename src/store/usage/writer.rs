@@ -71,6 +71,9 @@ impl Writer {
                     },
                 }
             }
+            // Callers woken by the last commit are about to send their next rows: let them, so
+            // this batch carries more than the first straggler (group commit needs company).
+            tokio::task::yield_now().await;
             while queue.len() < self.config.batch_max {
                 match self.rx.try_recv() {
                     Ok(job) => queue.push_back(job),
