@@ -14,6 +14,15 @@ use usage_db::{
     user_version,
 };
 
+fn index_count(conn: &Connection) -> i64 {
+    conn.query_row(
+        "SELECT COUNT(*) FROM pragma_index_list('user_analytics')",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn open_creates_parent_directory_and_latest_schema() {
     let dir = tempfile::tempdir().unwrap();
@@ -124,14 +133,7 @@ async fn adopts_python_database_without_changing_rows() {
     assert_eq!(after.len(), before.len() + 1);
     Expected::from_raw(&conn).assert_rollups_match(&conn);
     // The Python indexes already cover the columns: no duplicates were added.
-    let n: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_index_list('user_analytics')",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(index_count(&conn), 3);
 }
 
 #[tokio::test]
@@ -153,14 +155,7 @@ async fn adopts_python_database_without_indexes() {
     assert_eq!(store.user_total_usage(5).await.unwrap(), 8);
     store.close(Duration::from_secs(5)).await.unwrap();
     let conn = Connection::open(&path).unwrap();
-    let n: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_index_list('user_analytics')",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(index_count(&conn), 3);
     Expected::from_raw(&conn).assert_rollups_match(&conn);
 }
 

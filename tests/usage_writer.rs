@@ -4,7 +4,7 @@
 #[path = "support/usage_db.rs"]
 mod usage_db;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -17,6 +17,18 @@ fn lock_database(path: &Path) -> Connection {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
     conn
+}
+
+/// A store (quick retries) whose database is locked, with `n` rows recorded in the background.
+fn locked_store_with_rows(n: i64) -> (tempfile::TempDir, PathBuf, UsageStore, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("usage.db");
+    let store = UsageStore::open_with(&path, fast_options()).unwrap();
+    let lock = lock_database(&path);
+    for i in 0..n {
+        store.record_in_background(row(i, "bg", "2025-08-01", 2));
+    }
+    (dir, path, store, lock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,13 +72,7 @@ async fn rows_written_while_locked_appear_after_the_lock_is_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_flushes_rows_pending_during_an_outage() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("usage.db");
-    let store = UsageStore::open_with(&path, fast_options()).unwrap();
-    let lock = lock_database(&path);
-    for i in 0..25 {
-        store.record_in_background(row(i, "bg", "2025-08-01", 2));
-    }
+    let (_dir, path, store, lock) = locked_store_with_rows(25);
     wait_for("a failed write", || store.failed_writes() >= 1).await;
     let closing = {
         let store = store.clone();
@@ -90,13 +96,7 @@ async fn close_flushes_rows_pending_during_an_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_gives_up_after_its_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("usage.db");
-    let store = UsageStore::open_with(&path, fast_options()).unwrap();
-    let _lock = lock_database(&path);
-    for i in 0..5 {
-        store.record_in_background(row(i, "bg", "2025-08-01", 2));
-    }
+    let (_dir, _path, store, _lock) = locked_store_with_rows(5);
     let err = store.close(Duration::from_millis(200)).await.unwrap_err();
     assert!(
         matches!(err, StoreError::CloseTimeout { pending: 5 }),
