@@ -212,6 +212,11 @@ async fn group_commit_many_concurrent_callers_all_durable() {
     }
     assert_eq!(store.pending(), 0);
     assert_eq!(raw_count(&path), 64 * 50);
+    let batches = store.batches_written();
+    assert!(
+        batches * 4 < 64 * 50,
+        "{batches} transactions for 3200 rows: not grouped"
+    );
     let total: i64 = store
         .daily_totals(day("2025-06-01"), day("2025-06-30"))
         .await

@@ -86,6 +86,7 @@ struct Inner {
     tx: mpsc::UnboundedSender<Job>,
     pending: Arc<AtomicUsize>,
     failures: Arc<AtomicU64>,
+    batches: Arc<AtomicU64>,
     shutdown: CancellationToken,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -154,6 +155,7 @@ impl UsageStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(AtomicU64::new(0));
+        let batches = Arc::new(AtomicU64::new(0));
         let shutdown = CancellationToken::new();
         let writer = Writer {
             pool: pool.clone(),
@@ -161,6 +163,7 @@ impl UsageStore {
             shutdown: shutdown.clone(),
             pending: pending.clone(),
             failures: failures.clone(),
+            batches: batches.clone(),
             config: WriterConfig {
                 batch_max: options.batch_max.max(1),
                 retry_min: options.retry_min,
@@ -175,6 +178,7 @@ impl UsageStore {
                 tx,
                 pending,
                 failures,
+                batches,
                 shutdown,
                 writer: Mutex::new(Some(handle)),
             }),
@@ -305,6 +309,11 @@ impl UsageStore {
     /// Failed write attempts since open (each retried; for metrics/tests).
     pub fn failed_writes(&self) -> u64 {
         self.inner.failures.load(Ordering::Acquire)
+    }
+
+    /// Transactions committed by the writer since open; fewer than rows when group commit works.
+    pub fn batches_written(&self) -> u64 {
+        self.inner.batches.load(Ordering::Acquire)
     }
 
     /// Writes everything pending (retrying), then stops the writer; called last on clean shutdown. Bounded by `timeout`.

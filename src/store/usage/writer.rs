@@ -39,6 +39,7 @@ pub(super) struct Writer {
     pub shutdown: CancellationToken,
     pub pending: Arc<AtomicUsize>,
     pub failures: Arc<AtomicU64>,
+    pub batches: Arc<AtomicU64>,
     pub config: WriterConfig,
 }
 
@@ -91,6 +92,7 @@ impl Writer {
                         }
                     }
                     let left = self.pending.fetch_sub(n, Ordering::AcqRel) - n;
+                    self.batches.fetch_add(1, Ordering::AcqRel);
                     metrics::counter!("subgpt_usage_rows_written_total").increment(n as u64);
                     metrics::counter!("subgpt_tokens_recorded_total").increment(tokens as u64);
                     metrics::gauge!("subgpt_usage_rows_pending").set(left as f64);
