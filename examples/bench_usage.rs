@@ -1,7 +1,7 @@
 //! Measures sustained `record_usage` throughput: 16 concurrent callers, each awaiting its own
 //! row's commit, 200,000 rows by default, into a fresh file; prints rows/s and latency.
 //!
-//! Usage: `cargo run --release --example bench_usage -- [ROWS] [CALLERS] [normal|full]`
+//! Usage: `cargo run --release --example bench_usage -- [ROWS] [CALLERS] [normal|full] (default normal, as the service)`
 
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(200_000);
     let callers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(16);
     let synchronous = match args.next().as_deref() {
-        None | Some("full") => Synchronous::Full,
-        Some("normal") => Synchronous::Normal,
+        Some("full") => Synchronous::Full,
+        None | Some("normal") => Synchronous::Normal,
         Some(other) => return Err(format!("unknown synchronous mode {other:?}").into()),
     };
     let dir = tempfile::tempdir_in(".")?;

@@ -12,7 +12,7 @@ use subgpt::store::usage::{UsageRow, UsageStore};
 
 const USERS: usize = 5_000;
 const DAYS: u64 = 365;
-const SEED: u64 = 0x5eed_0f_5ab6;
+const SEED: u64 = 0x5eed_0f5a_b6b6;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::output::{Table, human_bytes, write_pairs};
+use super::output::{Cell, Table, human_bytes, write_pairs};
 use super::{Format, ViewerError};
 use crate::chart::daily_tokens_png;
 use crate::store::usage::{
@@ -285,24 +285,41 @@ fn info_table(info: &Info) -> Table {
     t
 }
 
+const USER_HEADERS: [&str; 6] = [
+    "user_id",
+    "username",
+    "requests",
+    "tokens",
+    "first_date",
+    "last_date",
+];
+
+fn user_cells(
+    user_id: i64,
+    username: &Option<String>,
+    (requests, tokens): (i64, i64),
+    (first, last): (Option<NaiveDate>, Option<NaiveDate>),
+) -> Vec<Cell> {
+    let day = |d: Option<NaiveDate>| Cell::from(d.map(|d| d.to_string()));
+    vec![
+        user_id.into(),
+        username.clone().into(),
+        requests.into(),
+        tokens.into(),
+        day(first),
+        day(last),
+    ]
+}
+
 fn users_table(users: &[UserTotals]) -> Table {
-    let mut t = Table::new(&[
-        "user_id",
-        "username",
-        "requests",
-        "tokens",
-        "first_date",
-        "last_date",
-    ]);
+    let mut t = Table::new(&USER_HEADERS);
     for u in users {
-        t.push(vec![
-            u.user_id.into(),
-            u.username.clone().into(),
-            u.requests.into(),
-            u.tokens.into(),
-            u.first_date.to_string().into(),
-            u.last_date.to_string().into(),
-        ]);
+        t.push(user_cells(
+            u.user_id,
+            &u.username,
+            (u.requests, u.tokens),
+            (Some(u.first_date), Some(u.last_date)),
+        ));
     }
     t
 }
@@ -345,21 +362,12 @@ fn user_pairs(s: &UserUsageStats) -> Vec<(&'static str, String)> {
 }
 
 fn user_totals_table(s: &UserUsageStats) -> Table {
-    let mut t = Table::new(&[
-        "user_id",
-        "username",
-        "requests",
-        "tokens",
-        "first_date",
-        "last_date",
-    ]);
-    t.push(vec![
-        s.user_id.into(),
-        s.username.clone().into(),
-        s.requests.into(),
-        s.tokens.into(),
-        s.first_date.map(|d| d.to_string()).into(),
-        s.last_date.map(|d| d.to_string()).into(),
-    ]);
+    let mut t = Table::new(&USER_HEADERS);
+    t.push(user_cells(
+        s.user_id,
+        &s.username,
+        (s.requests, s.tokens),
+        (s.first_date, s.last_date),
+    ));
     t
 }

@@ -4,8 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
+use chrono::NaiveDate;
 use rusqlite::Connection;
+use subgpt::store::usage::{StoreOptions, UsageRow, UsageStore};
 
 /// The Python bot's table and indexes, as it created them (SPEC §6), `user_version` left at 0.
 pub const PYTHON_SCHEMA: &str = "
@@ -187,4 +190,70 @@ pub fn raw_snapshot(conn: &Connection) -> Vec<(i64, i64, Option<String>, String,
 pub fn user_version(conn: &Connection) -> i64 {
     conn.pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap()
+}
+
+pub fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+pub fn row(user_id: i64, username: &str, date: &str, tokens: i64) -> UsageRow {
+    UsageRow {
+        user_id,
+        username: username.to_owned(),
+        request_date: day(date),
+        tokens_used: tokens,
+    }
+}
+
+/// Options for tests: a short busy timeout and quick retries, so lock-outs show up fast.
+pub fn fast_options() -> StoreOptions {
+    StoreOptions {
+        busy_timeout: Duration::from_millis(20),
+        retry_min: Duration::from_millis(5),
+        retry_max: Duration::from_millis(40),
+        ..StoreOptions::default()
+    }
+}
+
+pub fn raw_count(path: &Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM user_analytics", [], |r| r.get(0))
+        .unwrap()
+}
+
+pub fn check_rollups(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    Expected::from_raw(&conn).assert_rollups_match(&conn);
+}
+
+/// Polls `cond` every few milliseconds for up to 10 s.
+pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Seven answers by three users over four days; one username changes, one has a comma and quotes.
+pub const SAMPLE: [(i64, &str, &str, i64); 7] = [
+    (1, "alice", "2025-03-01", 100),
+    (2, "bob", "2025-03-01", 40),
+    (1, "alice", "2025-03-01", 60),
+    (1, "alice_new", "2025-03-02", 10),
+    (3, "carol, \"c\"", "2025-03-02", 500),
+    (2, "bob", "2025-03-31", 5),
+    (2, "bob", "2025-04-01", 7),
+];
+
+/// A store in `dir/usage.db` holding [`SAMPLE`].
+pub async fn sample_store(dir: &Path) -> UsageStore {
+    let store = UsageStore::open(&dir.join("usage.db")).unwrap();
+    for (u, n, d, t) in SAMPLE {
+        store.record_usage(row(u, n, d, t)).await.unwrap();
+    }
+    store
 }

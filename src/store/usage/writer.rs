@@ -39,6 +39,7 @@ pub(super) struct Writer {
     pub shutdown: CancellationToken,
     pub pending: Arc<AtomicUsize>,
     pub failures: Arc<AtomicU64>,
+    pub batches: Arc<AtomicU64>,
     pub config: WriterConfig,
 }
 
@@ -71,6 +72,9 @@ impl Writer {
                     },
                 }
             }
+            // Callers woken by the last commit are about to send their next rows: let them, so
+            // this batch carries more than the first straggler (group commit needs company).
+            tokio::task::yield_now().await;
             while queue.len() < self.config.batch_max {
                 match self.rx.try_recv() {
                     Ok(job) => queue.push_back(job),
@@ -88,6 +92,7 @@ impl Writer {
                         }
                     }
                     let left = self.pending.fetch_sub(n, Ordering::AcqRel) - n;
+                    self.batches.fetch_add(1, Ordering::AcqRel);
                     metrics::counter!("subgpt_usage_rows_written_total").increment(n as u64);
                     metrics::counter!("subgpt_tokens_recorded_total").increment(tokens as u64);
                     metrics::gauge!("subgpt_usage_rows_pending").set(left as f64);
