@@ -165,6 +165,9 @@ pub struct Config {
     pub telegram_check_timeout: Duration,
     /// How long an SQLite statement waits for a lock before the write is retried later.
     pub sqlite_busy_timeout: Duration,
+    /// `PRAGMA synchronous` of the usage store: `full` fsyncs every commit; `normal` (WAL)
+    /// survives a crash of the process but may lose the last commits on power loss.
+    pub sqlite_synchronous_full: bool,
 }
 
 /// The default model when `OPENAI_MODEL` is unset.
@@ -399,6 +402,16 @@ impl Config {
                 v.number("TELEGRAM_CHECK_TIMEOUT_MS", 10_000)?.max(1),
             ),
             sqlite_busy_timeout: Duration::from_millis(v.number("SQLITE_BUSY_TIMEOUT_MS", 5_000)?),
+            sqlite_synchronous_full: match v.or("SQLITE_SYNCHRONOUS", "normal") {
+                "normal" => false,
+                "full" => true,
+                other => {
+                    return Err(problem(
+                        "SQLITE_SYNCHRONOUS",
+                        format!("`{other}` is not `normal` or `full`"),
+                    ));
+                }
+            },
         })
     }
 

@@ -17,7 +17,7 @@ use crate::gate::{Gate, GateLayer};
 use crate::openai::Assistant;
 use crate::server::{self, ServerState};
 use crate::store::kv::Kv;
-use crate::store::usage::{StoreOptions, UsageStore};
+use crate::store::usage::{StoreOptions, Synchronous, UsageStore};
 use crate::telegram::{Bot, TelegramError};
 
 /// Everything a running bot holds.
@@ -37,6 +37,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     crate::telemetry::metrics();
     let options = StoreOptions {
         busy_timeout: config.sqlite_busy_timeout,
+        synchronous: if config.sqlite_synchronous_full {
+            Synchronous::Full
+        } else {
+            Synchronous::Normal
+        },
         ..StoreOptions::default()
     };
     let usage = UsageStore::open_with(&config.analytics_db_path, options).with_context(|| {
