@@ -162,8 +162,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             bail!("the HTTP server stopped unexpectedly: {result:?}");
         }
     }
-    tracing::info!("shutting down: new updates get 503, finishing answers in flight");
     stopping.cancel();
+    tracing::info!("shutting down: new updates get 503, finishing answers in flight");
     // The server keeps answering (503) while the answers in flight finish.
     running.drain().await;
     closed.cancel();

@@ -296,19 +296,17 @@ async fn sigterm_finishes_answers_in_flight_and_refuses_new_updates() {
     })
     .await;
     app.terminate();
-    // During the drain the webhook says 503 so Telegram re-delivers later.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let status = app.post_update(&text_update(2, 71, "too late")).await;
-        if status == 503 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never got 503, last {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // From the moment shutdown starts, the webhook says 503 so Telegram re-delivers later.
+    eventually("the drain to start", Duration::from_secs(5), || {
+        app.logs().contains("shutting down")
+    })
+    .await;
+    assert_eq!(app.post_update(&text_update(2, 71, "too late")).await, 503);
+    assert_eq!(
+        app.openai.with(|s| s.in_flight),
+        1,
+        "the answer is still in flight"
+    );
     let status = app.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(status.code(), Some(0), "{}", app.logs());
     assert_eq!(app.telegram.sent_texts(70), vec!["Echo: in flight"]);

@@ -172,3 +172,36 @@ pub struct WebhookInfo {
 
 /// The update kinds the bot asks Telegram for.
 pub const ALLOWED_UPDATES: &[&str] = &["message", "chat_member", "my_chat_member"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(username: Option<&str>, first_name: &str) -> User {
+        User {
+            id: 7,
+            is_bot: false,
+            first_name: first_name.into(),
+            last_name: None,
+            username: username.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn display_name_prefers_username_then_first_name_then_id() {
+        assert_eq!(user(Some("ann"), "Ann").display_name(), "ann");
+        assert_eq!(user(None, "Ann").display_name(), "Ann");
+        assert_eq!(user(Some(""), " ").display_name(), "id7");
+    }
+
+    #[test]
+    fn updates_parse_with_unknown_fields_and_kinds() {
+        let poll: Update =
+            serde_json::from_str(r#"{"update_id": 5, "poll": {"id": "1"}}"#).unwrap();
+        assert!(poll.private_message().is_none() && poll.user_id().is_none());
+        let member: ChatMember =
+            serde_json::from_str(r#"{"status": "restricted", "user": {"id": 1, "is_bot": false, "first_name": "A"}, "is_member": false, "until_date": 0}"#)
+                .unwrap();
+        assert!(!member.is_subscribed());
+    }
+}
