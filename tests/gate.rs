@@ -92,7 +92,7 @@ async fn cached_decisions_expire_and_negative_ones_sooner() {
     eventually(
         "the positive entry to expire",
         Duration::from_secs(10),
-        || false_after(&app, 5, 2100),
+        || last_check_older_than(&app, 5, 2600),
     )
     .await;
     app.send_text(3, 5, "c").await;
@@ -117,7 +117,7 @@ async fn cached_decisions_expire_and_negative_ones_sooner() {
     eventually(
         "the negative entry to expire",
         Duration::from_secs(10),
-        || refused_at.elapsed() > Duration::from_millis(1100),
+        || refused_at.elapsed() > Duration::from_millis(1600),
     )
     .await;
     app.send_text(12, 6, "now?").await;
@@ -125,7 +125,7 @@ async fn cached_decisions_expire_and_negative_ones_sooner() {
 }
 
 /// True once `ms` milliseconds passed since the last getChatMember for `user`.
-fn false_after(app: &TestApp, user: i64, ms: u64) -> bool {
+fn last_check_older_than(app: &TestApp, user: i64, ms: u64) -> bool {
     let calls = app.telegram.calls("getChatMember");
     let last = calls
         .iter()
