@@ -176,15 +176,17 @@ pub const DEFAULT_MODEL: &str = "gpt-4.1-mini";
 pub const DEFAULT_INSTRUCTIONS: &str = "You are a helpful, concise assistant. Answer in the language the user writes in. Use Markdown sparingly.";
 
 /// Reads the process environment, after loading `./.env` (the real environment wins).
-pub fn environment() -> HashMap<String, String> {
+/// A `.env` that exists but does not parse is an error, not silently half-read.
+pub fn environment() -> Result<HashMap<String, String>, ConfigError> {
     let mut vars: HashMap<String, String> = HashMap::new();
     if let Ok(iter) = dotenvy::from_path_iter(".env") {
-        for (key, value) in iter.flatten() {
+        for item in iter {
+            let (key, value) = item.map_err(|e| problem(".env", format!("cannot be read: {e}")))?;
             vars.insert(key, value);
         }
     }
     vars.extend(std::env::vars());
-    vars
+    Ok(vars)
 }
 
 struct Vars<'a>(&'a HashMap<String, String>);

@@ -50,10 +50,12 @@ enum WebhookAction {
 }
 
 fn load(purpose: Purpose) -> Result<Config, ExitCode> {
-    Config::from_vars(&environment(), purpose).map_err(|e| {
-        eprintln!("subgpt: {e}");
-        ExitCode::from(2)
-    })
+    environment()
+        .and_then(|vars| Config::from_vars(&vars, purpose))
+        .map_err(|e| {
+            eprintln!("subgpt: {e}");
+            ExitCode::from(2)
+        })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -115,7 +117,7 @@ fn main() -> ExitCode {
 
 /// `check` prints a FAIL line for bad configuration too, then exits 2.
 fn check() -> ExitCode {
-    let config = match Config::from_vars(&environment(), Purpose::Bot) {
+    let config = match environment().and_then(|vars| Config::from_vars(&vars, Purpose::Bot)) {
         Ok(c) => c,
         Err(e) => {
             println!(

@@ -228,3 +228,30 @@ async fn missing_configuration_exits_2_before_any_network_call() {
     }
     assert!(telegram.calls("getMe").is_empty());
 }
+
+#[tokio::test]
+async fn dotenv_is_read_the_real_environment_wins_and_a_broken_one_exits_2() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    std::fs::write(
+        dir.path().join(".env"),
+        "OPENAI_MODEL=model-from-dotenv\nWEBHOOK_SECRET=not_the_one_used\n",
+    )
+    .unwrap();
+    let app = Spawn::default().dir(&dir).start().await;
+    app.send_text(1, 3, "which model?").await;
+    app.wait_messages(3, 1).await;
+    assert_eq!(
+        app.openai.with(|s| s.requests[0].body["model"].clone()),
+        "model-from-dotenv"
+    );
+    drop(app);
+
+    std::fs::write(
+        dir.path().join(".env"),
+        "OPENAI_MODEL=x\nthis line is broken\n",
+    )
+    .unwrap();
+    let app = Spawn::default().dir(&dir).launch().await;
+    assert_eq!(app.wait_exit(Duration::from_secs(10)).await.code(), Some(2));
+    assert!(app.logs().contains(".env"), "{}", app.logs());
+}
