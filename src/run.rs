@@ -11,6 +11,7 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 use crate::bot::dispatch::Dispatcher;
+use crate::bot::lock::UserLocks;
 use crate::bot::{self, App, BotService};
 use crate::config::Config;
 use crate::gate::{Gate, GateLayer};
@@ -89,7 +90,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .layer(GateLayer::new(gate))
         .service(BotService::new(app));
     let tracker = TaskTracker::new();
-    let dispatcher = Dispatcher::new(BoxCloneSyncService::new(service), tracker.clone());
+    let locks = UserLocks::new(kv.clone(), format!("subgpt:{}", config.bot_id()));
+    let dispatcher = Dispatcher::new(BoxCloneSyncService::new(service), tracker.clone(), locks);
     Ok(Running {
         config,
         telegram,

@@ -255,3 +255,42 @@ async fn dotenv_is_read_the_real_environment_wins_and_a_broken_one_exits_2() {
     assert_eq!(app.wait_exit(Duration::from_secs(10)).await.code(), Some(2));
     assert!(app.logs().contains(".env"), "{}", app.logs());
 }
+
+#[tokio::test]
+async fn two_instances_never_answer_one_user_at_the_same_time() {
+    let redis = RedisServer::start();
+    let telegram = FakeTelegram::start().await;
+    let openai = FakeOpenAi::start().await;
+    openai.with(|s| s.delay = Duration::from_millis(400));
+    let first = Spawn::default()
+        .fakes(&telegram, &openai)
+        .env("REDIS_URL", &redis.url())
+        .start()
+        .await;
+    let second = Spawn::default()
+        .fakes(&telegram, &openai)
+        .env("REDIS_URL", &redis.url())
+        .start()
+        .await;
+    let (one, two) = (
+        text_update(1, 15, "via first"),
+        text_update(2, 15, "via second"),
+    );
+    let (a, b) = tokio::join!(first.post_update(&one), second.post_update(&two));
+    assert_eq!((a, b), (reqwest::StatusCode::OK, reqwest::StatusCode::OK));
+    first.wait_messages(15, 2).await;
+    let starts: Vec<_> = openai.with(|s| s.requests.iter().map(|r| r.started).collect());
+    let gap = if starts[1] > starts[0] {
+        starts[1] - starts[0]
+    } else {
+        starts[0] - starts[1]
+    };
+    assert!(
+        gap >= Duration::from_millis(390),
+        "the second answer started {gap:?} after the first"
+    );
+    eventually("the lock to be released", Duration::from_secs(5), || {
+        redis.cli(&["EXISTS", "subgpt:123456:lock:15"]) == "0"
+    })
+    .await;
+}

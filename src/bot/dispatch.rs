@@ -12,6 +12,7 @@ use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 use tracing::Instrument;
 
+use super::lock::UserLocks;
 use crate::telegram::Update;
 
 /// The service every update goes through (the gate around the bot).
@@ -22,15 +23,18 @@ pub struct Dispatcher {
     queues: Mutex<HashMap<i64, mpsc::UnboundedSender<Update>>>,
     service: UpdateService,
     tracker: TaskTracker,
+    locks: UserLocks,
 }
 
 impl Dispatcher {
-    /// A dispatcher feeding `service`; its tasks are tracked by `tracker` for the drain.
-    pub fn new(service: UpdateService, tracker: TaskTracker) -> Arc<Self> {
+    /// A dispatcher feeding `service`, each update under its user's lock; its tasks are
+    /// tracked by `tracker` for the drain.
+    pub fn new(service: UpdateService, tracker: TaskTracker, locks: UserLocks) -> Arc<Self> {
         Arc::new(Dispatcher {
             queues: Mutex::new(HashMap::new()),
             service,
             tracker,
+            locks,
         })
     }
 
@@ -78,7 +82,8 @@ impl Dispatcher {
             };
             let span = tracing::info_span!("update", update_id = update.update_id, user_id = user);
             metrics::gauge!("subgpt_in_flight_conversations").increment(1.0);
-            let _ = self.service.clone().oneshot(update).instrument(span).await;
+            let handled = self.service.clone().oneshot(update).instrument(span);
+            let _ = self.locks.hold(user, handled).await;
             metrics::gauge!("subgpt_in_flight_conversations").decrement(1.0);
         }
     }

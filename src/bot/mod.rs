@@ -2,6 +2,7 @@
 //! per-user dispatch in front of it.
 
 pub mod dispatch;
+pub mod lock;
 pub mod texts;
 mod usage;
 

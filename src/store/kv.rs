@@ -147,6 +147,40 @@ impl Kv {
         Ok(())
     }
 
+    /// Removes `key` only while it still holds `value` (releasing a lock this holder owns).
+    pub async fn del_if(&self, key: &str, value: &str) {
+        self.memory.remove_if(key, value);
+        let Some(r) = &self.redis else { return };
+        const SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+        let _ = r
+            .run(|mut c| {
+                let mut eval = deadpool_redis::redis::cmd("EVAL");
+                eval.arg(SCRIPT).arg(1).arg(key).arg(value);
+                async move {
+                    let _: i64 = eval.query_async(&mut c).await?;
+                    Ok(())
+                }
+            })
+            .await;
+    }
+
+    /// Extends the time to live of `key` only while it still holds `value`.
+    pub async fn expire_if(&self, key: &str, value: &str, ttl: Duration) {
+        self.memory.expire_if(key, value, ttl);
+        let Some(r) = &self.redis else { return };
+        const SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+        let _ = r
+            .run(|mut c| {
+                let mut eval = deadpool_redis::redis::cmd("EVAL");
+                eval.arg(SCRIPT).arg(1).arg(key).arg(value).arg(millis(ttl));
+                async move {
+                    let _: i64 = eval.query_async(&mut c).await?;
+                    Ok(())
+                }
+            })
+            .await;
+    }
+
     /// Answers when the store is reachable.
     pub async fn ping(&self) -> Result<(), KvError> {
         let Some(r) = &self.redis else { return Ok(()) };
@@ -226,6 +260,19 @@ impl MemoryKv {
         self.map.lock().remove(key);
     }
 
+    fn remove_if(&self, key: &str, value: &str) {
+        let mut map = self.map.lock();
+        if map.get(key).is_some_and(|e| e.0 == value) {
+            map.remove(key);
+        }
+    }
+
+    fn expire_if(&self, key: &str, value: &str, ttl: Duration) {
+        if let Some(entry) = self.map.lock().get_mut(key).filter(|e| e.0 == value) {
+            entry.1 = Some(Instant::now() + ttl);
+        }
+    }
+
     fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> bool {
         self.sweep_now_and_then();
         let now = Instant::now();
@@ -274,6 +321,22 @@ mod tests {
                 .await
                 .unwrap()
         );
+        kv.set("lock", "mine", Some(Duration::from_millis(30)))
+            .await
+            .unwrap();
+        kv.expire_if("lock", "theirs", Duration::from_secs(60))
+            .await;
+        kv.del_if("lock", "theirs").await;
+        assert_eq!(kv.get("lock").await.unwrap().as_deref(), Some("mine"));
+        kv.expire_if("lock", "mine", Duration::from_secs(60)).await;
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(
+            kv.get("lock").await.unwrap().as_deref(),
+            Some("mine"),
+            "extended"
+        );
+        kv.del_if("lock", "mine").await;
+        assert_eq!(kv.get("lock").await.unwrap(), None);
         kv.set("c", "y", None).await.unwrap();
         kv.del("c").await.unwrap();
         assert_eq!(kv.get("c").await.unwrap(), None);
