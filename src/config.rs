@@ -422,6 +422,11 @@ impl Config {
         bot_id_of(&self.telegram_bot_token).unwrap_or_default()
     }
 
+    /// The prefix of this bot's keys in the kv, `subgpt:{bot_id}`, so bots can share a Redis.
+    pub fn kv_namespace(&self) -> String {
+        format!("subgpt:{}", self.bot_id())
+    }
+
     /// Whether `user_id` is one of `ADMIN_USER_IDS`.
     pub fn is_admin(&self, user_id: i64) -> bool {
         self.admin_user_ids.contains(&user_id)

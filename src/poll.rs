@@ -77,7 +77,7 @@ pub async fn poll(config: Config) -> anyhow::Result<()> {
 async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
     let mut offset = read_offset(path);
     let mut failures = 0u32;
-    let ns = format!("subgpt:{}", running.config.bot_id());
+    let ns = running.config.kv_namespace();
     loop {
         let batch = match running
             .telegram

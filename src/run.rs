@@ -82,7 +82,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config: config.clone(),
         telegram: telegram.clone(),
         assistant,
-        kv: kv.clone(),
         usage: usage.clone(),
     });
     let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));
@@ -90,7 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .layer(GateLayer::new(gate))
         .service(BotService::new(app));
     let tracker = TaskTracker::new();
-    let locks = UserLocks::new(kv.clone(), format!("subgpt:{}", config.bot_id()));
+    let locks = UserLocks::new(kv.clone(), config.kv_namespace());
     let dispatcher = Dispatcher::new(BoxCloneSyncService::new(service), tracker.clone(), locks);
     Ok(Running {
         config,
@@ -136,7 +135,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .webhook_secret
             .clone()
             .context("WEBHOOK_SECRET")?,
-        ns: format!("subgpt:{}", running.config.bot_id()),
+        ns: running.config.kv_namespace(),
         kv: running.kv.clone(),
         usage: running.usage.clone(),
         dispatcher: Arc::clone(&running.dispatcher),

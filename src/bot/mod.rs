@@ -15,7 +15,6 @@ use futures::future::BoxFuture;
 
 use crate::config::Config;
 use crate::openai::{Assistant, Role, Turn};
-use crate::store::kv::Kv;
 use crate::store::usage::UsageStore;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
 use crate::telegram::{Bot, BotCommand, Message, ParseMode, Update, User};
@@ -32,7 +31,6 @@ pub struct App {
     pub config: Config,
     pub telegram: Bot,
     pub assistant: Assistant,
-    pub kv: Kv,
     pub usage: UsageStore,
 }
 
@@ -164,7 +162,7 @@ impl App {
         let typing = self.keep_typing(chat);
         let started = std::time::Instant::now();
         let result = self.assistant.reply(user.id, text).await;
-        typing.abort();
+        drop(typing);
         match result {
             Ok(reply) => {
                 tracing::info!(
@@ -183,17 +181,17 @@ impl App {
         }
     }
 
-    /// Sends "typing…" now and every few seconds until the returned task is aborted.
-    fn keep_typing(&self, chat: i64) -> tokio::task::JoinHandle<()> {
+    /// Sends "typing…" now and every few seconds until the returned guard is dropped.
+    fn keep_typing(&self, chat: i64) -> AbortOnDrop {
         let telegram = self.telegram.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 if let Err(e) = telegram.send_chat_action(chat, "typing").await {
                     tracing::debug!(error = %e, "typing action failed");
                 }
                 tokio::time::sleep(TYPING_EVERY).await;
             }
-        })
+        }))
     }
 
     async fn reset(&self, chat: i64, user: &User) {
@@ -244,6 +242,15 @@ impl App {
         let reference = reference_id();
         tracing::error!(error = %error, reference, "command failed");
         self.say(chat, &texts::apology(&reference)).await;
+    }
+}
+
+/// Ends a background task when dropped, however the owner's scope is left.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -69,7 +69,7 @@ pub struct Gate {
 impl Gate {
     /// A gate for `config`'s channels, caching in `kv`.
     pub fn new(config: Config, telegram: Bot, kv: Kv) -> Self {
-        let ns = format!("subgpt:{}", config.bot_id());
+        let ns = config.kv_namespace();
         Gate {
             config,
             telegram,

@@ -48,7 +48,7 @@ impl Assistant {
     /// The assistant for `config`, keeping per-user state in `kv`.
     pub fn new(config: &Config, kv: Kv) -> Self {
         let api = OpenAi::new(config);
-        let ns = format!("subgpt:{}", config.bot_id());
+        let ns = config.kv_namespace();
         match config.openai_api_mode {
             ApiMode::Responses => {
                 Assistant::Responses(Arc::new(ResponsesAssistant::new(api, kv, ns, config)))
