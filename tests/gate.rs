@@ -245,14 +245,9 @@ async fn redis_outage_falls_back_to_telegram_and_recovers() {
         1,
         "logged once per outage"
     );
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    assert!(ready.text().await.unwrap().contains("redis"));
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("redis"), "{body}");
 
     redis.restart();
     app.send_text(5, 23, "five").await;

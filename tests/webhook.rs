@@ -10,56 +10,28 @@ use support::*;
 #[tokio::test]
 async fn webhook_refuses_bad_requests_and_accepts_updates() {
     let app = TestApp::spawn().await;
-    let url = format!("{}/webhook", app.base);
     let update = text_update(1, 42, "hello");
-
-    let missing = app.http.post(&url).json(&update).send().await.unwrap();
-    assert_eq!(missing.status(), 401);
-    let wrong = app
-        .http
-        .post(&url)
-        .header("X-Telegram-Bot-Api-Secret-Token", "webhook_Secret-124")
-        .json(&update)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401);
-    let prefix = app
-        .http
-        .post(&url)
-        .header("X-Telegram-Bot-Api-Secret-Token", "webhook")
-        .json(&update)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(prefix.status(), 401);
-
-    let big = vec![b'a'; 1024 * 1024 + 1];
-    let too_large = app
-        .http
-        .post(&url)
-        .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(too_large.status(), 413);
-
+    let json = update.to_string();
+    assert_eq!(app.post_raw(None, json.clone()).await, 401);
+    for wrong in ["webhook_Secret-124", "webhook", ""] {
+        assert_eq!(
+            app.post_raw(Some(wrong), json.clone()).await,
+            401,
+            "secret {wrong:?}"
+        );
+    }
+    assert_eq!(
+        app.post_raw(Some(SECRET), vec![b'a'; 1024 * 1024 + 1])
+            .await,
+        413
+    );
     for body in [
         "not json",
         "{\"message\": {}}",
         "[1,2]",
         "{\"update_id\": \"x\"}",
     ] {
-        let bad = app
-            .http
-            .post(&url)
-            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(bad.status(), 400, "body {body}");
+        assert_eq!(app.post_raw(Some(SECRET), body).await, 400, "body {body}");
     }
     assert_eq!(
         app.openai.request_count(),
@@ -88,21 +60,12 @@ async fn webhook_refuses_bad_requests_and_accepts_updates() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    assert_eq!(health.text().await.unwrap(), "ok");
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        app.get("/healthz").await,
+        (reqwest::StatusCode::OK, "ok".to_string())
+    );
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

@@ -248,6 +248,19 @@ impl TestApp {
         self.logs.lock().clone()
     }
 
+    /// POSTs raw bytes to the webhook with `secret` in the header (none when `None`).
+    pub async fn post_raw(
+        &self,
+        secret: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::StatusCode {
+        let mut request = self.http.post(format!("{}/webhook", self.base)).body(body);
+        if let Some(secret) = secret {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+        }
+        request.send().await.unwrap().status()
+    }
+
     /// POSTs a body to the webhook with the right secret.
     pub async fn post_update(&self, update: &Value) -> reqwest::StatusCode {
         self.http
