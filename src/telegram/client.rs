@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use super::params::*;
 use super::types::{BotCommand, ChatMember, User, WebhookInfo};
 use crate::config::Secret;
 
@@ -86,20 +86,6 @@ pub enum ParseMode {
     Html,
 }
 
-#[derive(Serialize)]
-struct SendMessage<'a> {
-    chat_id: i64,
-    text: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parse_mode: Option<ParseMode>,
-    link_preview_options: LinkPreviewOptions,
-}
-
-#[derive(Serialize)]
-struct LinkPreviewOptions {
-    is_disabled: bool,
-}
-
 /// The Bot API client. Cheap to clone.
 #[derive(Clone)]
 pub struct Bot {
@@ -132,7 +118,7 @@ impl Bot {
         }
     }
 
-    /// Calls `method` with `params`; waits and re-sends on 429 as Telegram asks.
+    /// Calls `method` with JSON `params`; waits and re-sends on 429 as Telegram asks.
     pub async fn call<P, R>(
         &self,
         method: &'static str,
@@ -143,13 +129,29 @@ impl Bot {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
+        self.with_flood_retry(method, || {
+            let request = self.http.post(self.url(method)).json(params);
+            Ok(match timeout {
+                Some(t) => request.timeout(t),
+                None => request,
+            })
+        })
+        .await
+    }
+
+    /// Sends the request `build` makes; on 429 waits `retry_after` and sends a fresh one.
+    async fn with_flood_retry<R, B>(
+        &self,
+        method: &'static str,
+        build: B,
+    ) -> Result<R, TelegramError>
+    where
+        R: DeserializeOwned,
+        B: Fn() -> Result<reqwest::RequestBuilder, TelegramError>,
+    {
         let mut attempt = 0;
         loop {
-            let mut request = self.http.post(self.url(method)).json(params);
-            if let Some(t) = timeout {
-                request = request.timeout(t);
-            }
-            match self.send(method, request).await {
+            match self.send(method, build()?).await {
                 Err(TelegramError::RetryAfter { seconds, .. })
                     if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER =>
                 {
@@ -210,7 +212,7 @@ impl Bot {
 
     /// `getMe`: checks the token and tells who the bot is.
     pub async fn get_me(&self) -> Result<User, TelegramError> {
-        self.call("getMe", &json!({}), None).await
+        self.call("getMe", &NoParams {}, None).await
     }
 
     /// `sendMessage`, without link previews.
@@ -235,7 +237,7 @@ impl Bot {
     pub async fn send_chat_action(&self, chat_id: i64, action: &str) -> Result<(), TelegramError> {
         self.call::<_, bool>(
             "sendChatAction",
-            &json!({ "chat_id": chat_id, "action": action }),
+            &SendChatAction { chat_id, action },
             Some(Duration::from_secs(10)),
         )
         .await
@@ -293,8 +295,7 @@ impl Bot {
         bytes: Vec<u8>,
         caption: &str,
     ) -> Result<(), TelegramError> {
-        let mut attempt = 0;
-        loop {
+        self.with_flood_retry::<serde_json::Value, _>(method, || {
             let part = reqwest::multipart::Part::bytes(bytes.clone())
                 .file_name(file_name.to_string())
                 .mime_str(mime)
@@ -306,22 +307,15 @@ impl Bot {
                 .text("chat_id", chat_id.to_string())
                 .text("caption", caption.to_string())
                 .part(field, part);
-            let request = self.http.post(self.url(method)).multipart(form);
-            match self.send::<serde_json::Value>(method, request).await {
-                Err(TelegramError::RetryAfter { seconds, .. })
-                    if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_secs(seconds)).await;
-                }
-                other => return other.map(drop),
-            }
-        }
+            Ok(self.http.post(self.url(method)).multipart(form))
+        })
+        .await
+        .map(drop)
     }
 
     /// `setMyCommands`: the menu Telegram shows.
     pub async fn set_my_commands(&self, commands: &[BotCommand]) -> Result<(), TelegramError> {
-        self.call::<_, bool>("setMyCommands", &json!({ "commands": commands }), None)
+        self.call::<_, bool>("setMyCommands", &SetMyCommands { commands }, None)
             .await
             .map(drop)
     }
@@ -335,7 +329,7 @@ impl Bot {
     ) -> Result<ChatMember, TelegramError> {
         self.call(
             "getChatMember",
-            &json!({ "chat_id": chat_id, "user_id": user_id }),
+            &GetChatMember { chat_id, user_id },
             Some(timeout),
         )
         .await
@@ -349,13 +343,13 @@ impl Bot {
         allowed: &[&str],
         drop_pending: bool,
     ) -> Result<(), TelegramError> {
-        let params = json!({
-            "url": url,
-            "secret_token": secret.expose(),
-            "allowed_updates": allowed,
-            "drop_pending_updates": drop_pending,
-            "max_connections": 40,
-        });
+        let params = SetWebhook {
+            url,
+            secret_token: secret.expose(),
+            allowed_updates: allowed,
+            drop_pending_updates: drop_pending,
+            max_connections: 40,
+        };
         self.call::<_, bool>("setWebhook", &params, None)
             .await
             .map(drop)
@@ -363,14 +357,16 @@ impl Bot {
 
     /// `getWebhookInfo`.
     pub async fn get_webhook_info(&self) -> Result<WebhookInfo, TelegramError> {
-        self.call("getWebhookInfo", &json!({}), None).await
+        self.call("getWebhookInfo", &NoParams {}, None).await
     }
 
     /// `deleteWebhook`.
     pub async fn delete_webhook(&self, drop_pending: bool) -> Result<(), TelegramError> {
         self.call::<_, bool>(
             "deleteWebhook",
-            &json!({ "drop_pending_updates": drop_pending }),
+            &DeleteWebhook {
+                drop_pending_updates: drop_pending,
+            },
             None,
         )
         .await
@@ -385,7 +381,12 @@ impl Bot {
         timeout_secs: u64,
         allowed: &[&str],
     ) -> Result<Vec<serde_json::Value>, TelegramError> {
-        let params = json!({ "offset": offset, "timeout": timeout_secs, "allowed_updates": allowed, "limit": 100 });
+        let params = GetUpdates {
+            offset,
+            timeout: timeout_secs,
+            allowed_updates: allowed,
+            limit: 100,
+        };
         self.call(
             "getUpdates",
             &params,

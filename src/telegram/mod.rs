@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod format;
+mod params;
 pub mod types;
 
 pub use client::{Bot, ParseMode, TelegramError};
