@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::responses::Usage;
 use super::{OpenAi, OpenAiError, Reply, Role, Turn};
@@ -20,6 +20,19 @@ pub struct ChatAssistant {
     instructions: String,
     ttl: Duration,
     budget: usize,
+}
+
+/// `POST /chat/completions` body (CreateChatCompletionRequest, the fields the bot sets).
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<ChatMessage<'a>>,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'a str,
+    content: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -83,14 +96,22 @@ impl ChatAssistant {
             &mut history,
             self.budget.saturating_sub(approx_tokens(text)),
         );
-        let mut messages = vec![json!({"role": "system", "content": self.instructions})];
-        messages.extend(
-            history
-                .iter()
-                .map(|t| json!({"role": t.role, "content": t.text})),
-        );
-        messages.push(json!({"role": "user", "content": text}));
-        let body = json!({"model": self.api.model(), "messages": messages});
+        let mut messages = vec![ChatMessage {
+            role: "system",
+            content: &self.instructions,
+        }];
+        messages.extend(history.iter().map(|t| ChatMessage {
+            role: t.role.as_str(),
+            content: &t.text,
+        }));
+        messages.push(ChatMessage {
+            role: "user",
+            content: text,
+        });
+        let body = ChatRequest {
+            model: self.api.model(),
+            messages,
+        };
         let completion: Completion = self
             .api
             .request(Method::POST, "/chat/completions", Some(&body))

@@ -22,6 +22,16 @@ pub enum Role {
     Assistant,
 }
 
+impl Role {
+    /// The role's name in OpenAI's APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
 /// One turn of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Turn {

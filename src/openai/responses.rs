@@ -3,7 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{OpenAi, OpenAiError, Reply, Role, Turn};
 use crate::config::Config;
@@ -27,6 +27,10 @@ struct CreateResponse<'a> {
     instructions: &'a str,
     input: &'a str,
 }
+
+/// `POST /conversations` body: no items, no metadata (nothing about the user is sent).
+#[derive(Serialize)]
+struct CreateConversation {}
 
 #[derive(Deserialize)]
 struct ResponseObject {
@@ -84,7 +88,7 @@ impl ResponsesAssistant {
         }
         let created: ConversationResource = self
             .api
-            .request(Method::POST, "/conversations", Some(&json!({})))
+            .request(Method::POST, "/conversations", Some(&CreateConversation {}))
             .await?;
         self.kv.set(&self.key(user), &created.id, None).await?;
         Ok(created.id)
@@ -226,6 +230,7 @@ fn turn_of_item(item: &Value) -> Option<Turn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn output_text_reads_message_items_only() {
