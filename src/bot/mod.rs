@@ -3,7 +3,6 @@
 
 pub mod dispatch;
 pub mod lock;
-pub mod texts;
 mod usage;
 
 use std::convert::Infallible;
@@ -18,6 +17,7 @@ use crate::openai::{Assistant, Role, Turn};
 use crate::store::usage::UsageStore;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
 use crate::telegram::{Bot, BotCommand, Message, ParseMode, Update, User};
+use crate::texts;
 
 /// How often "typing…" is re-sent while the model works (Telegram shows it for ~5 s).
 const TYPING_EVERY: Duration = Duration::from_secs(4);
@@ -50,14 +50,6 @@ pub fn menu() -> Vec<BotCommand> {
         description: description.into(),
     })
     .collect()
-}
-
-/// A message's command, without the `/` and any `@botname`, and the rest of the text.
-pub fn command(text: &str) -> Option<(&str, &str)> {
-    let rest = text.trim_start().strip_prefix('/')?;
-    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    let name = word.split('@').next().unwrap_or(word);
-    (!name.is_empty()).then_some((name, args.trim()))
 }
 
 /// A short id that ties a user's apology to the log line with the detail.
@@ -108,7 +100,7 @@ impl App {
             self.say(chat, texts::TEXT_ONLY).await;
             return;
         };
-        match command(text) {
+        match message.command() {
             Some(("start" | "help", _)) => {
                 self.say(
                     chat,
@@ -129,7 +121,9 @@ impl App {
 
     /// Sends one of the bot's own HTML messages (short, written by us).
     pub async fn say(&self, chat: i64, html: &str) {
-        say(&self.telegram, chat, html).await;
+        if let Err(e) = self.telegram.send_html(chat, html).await {
+            tracing::error!(error = %e, "could not send a message");
+        }
     }
 
     /// Sends Markdown from the model as Telegram HTML parts, each re-sent as plain text if
@@ -254,23 +248,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Sends one of the bot's own HTML messages, as plain text if Telegram refuses the HTML.
-pub async fn say(telegram: &Bot, chat: i64, html: &str) {
-    let result = match telegram
-        .send_message(chat, html, Some(ParseMode::Html))
-        .await
-    {
-        Err(e) if e.is_parse_error() => {
-            tracing::warn!(error = %e, "Telegram refused the formatting; sending plain text");
-            telegram.send_message(chat, &texts::plain(html), None).await
-        }
-        other => other,
-    };
-    if let Err(e) = result {
-        tracing::error!(error = %e, "could not send a message");
-    }
-}
-
 fn speaker(role: Role) -> &'static str {
     match role {
         Role::User => "You",
@@ -303,15 +280,6 @@ fn export_document(turns: &[Turn]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn commands_are_parsed_with_and_without_bot_name() {
-        assert_eq!(command("/start"), Some(("start", "")));
-        assert_eq!(command("/help@subgpt_bot"), Some(("help", "")));
-        assert_eq!(command("/reset now please"), Some(("reset", "now please")));
-        assert_eq!(command("hello /start"), None);
-        assert_eq!(command("/"), None);
-    }
 
     #[test]
     fn history_entries_are_cut_on_characters() {

@@ -3,10 +3,11 @@
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use super::{App, texts};
+use super::App;
 use crate::store::usage::{UsageRow, dense_daily_tokens};
 use crate::telegram::User;
 use crate::telegram::format::escape_html;
+use crate::texts;
 
 /// Days shown by `/stats`.
 const STATS_DAYS: i64 = 30;

@@ -13,8 +13,8 @@ use tower::{Layer, Service};
 
 pub use check::{Decision, Gate, Source};
 
-use crate::bot::{self, texts};
 use crate::telegram::Update;
+use crate::texts;
 
 /// Wraps a service so only subscribers' updates reach it.
 #[derive(Clone)]
@@ -92,11 +92,7 @@ impl Gate {
             return true;
         };
         let chat = message.chat.id;
-        let command = message
-            .text
-            .as_deref()
-            .and_then(bot::command)
-            .map(|(name, _)| name);
+        let command = message.command().map(|(name, _)| name);
         if matches!(command, Some("start" | "help")) {
             return true;
         }
@@ -129,6 +125,8 @@ impl Gate {
     }
 
     async fn tell(&self, chat: i64, html: &str) {
-        bot::say(self.telegram(), chat, html).await;
+        if let Err(e) = self.telegram().send_html(chat, html).await {
+            tracing::error!(error = %e, "could not send the gate's answer");
+        }
     }
 }

@@ -233,6 +233,21 @@ impl Bot {
             .map(drop)
     }
 
+    /// `sendMessage` of a short HTML text, re-sent as plain text if Telegram refuses the HTML.
+    pub async fn send_html(&self, chat_id: i64, html: &str) -> Result<(), TelegramError> {
+        match self
+            .send_message(chat_id, html, Some(ParseMode::Html))
+            .await
+        {
+            Err(e) if e.is_parse_error() => {
+                tracing::warn!(error = %e, "Telegram refused the formatting; sending plain text");
+                self.send_message(chat_id, &super::format::html_to_plain(html), None)
+                    .await
+            }
+            other => other,
+        }
+    }
+
     /// `sendChatAction` (e.g. `typing`).
     pub async fn send_chat_action(&self, chat_id: i64, action: &str) -> Result<(), TelegramError> {
         self.call::<_, bool>(

@@ -50,6 +50,22 @@ pub struct Message {
     pub text: Option<String>,
 }
 
+impl Message {
+    /// The command this message starts with, without the `/` and any `@botname`, and the
+    /// rest of the text: `/reset@my_bot now` → `("reset", "now")`.
+    pub fn command(&self) -> Option<(&str, &str)> {
+        parse_command(self.text.as_deref()?)
+    }
+}
+
+/// A text's leading command (see [`Message::command`]).
+pub fn parse_command(text: &str) -> Option<(&str, &str)> {
+    let rest = text.trim_start().strip_prefix('/')?;
+    let (word, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let name = word.split('@').next().unwrap_or(word);
+    (!name.is_empty()).then_some((name, args.trim()))
+}
+
 /// A Telegram user or bot.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct User {
@@ -185,6 +201,18 @@ mod tests {
             last_name: None,
             username: username.map(Into::into),
         }
+    }
+
+    #[test]
+    fn commands_are_parsed_with_and_without_bot_name() {
+        assert_eq!(parse_command("/start"), Some(("start", "")));
+        assert_eq!(parse_command("/help@subgpt_bot"), Some(("help", "")));
+        assert_eq!(
+            parse_command("/reset now please"),
+            Some(("reset", "now please"))
+        );
+        assert_eq!(parse_command("hello /start"), None);
+        assert_eq!(parse_command("/"), None);
     }
 
     #[test]

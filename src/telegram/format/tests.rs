@@ -483,3 +483,11 @@ fn only_supported_tags_are_emitted() {
         }
     }
 }
+
+#[test]
+fn html_to_plain_strips_tags_and_unescapes() {
+    assert_eq!(
+        html_to_plain("<b>a &lt;b&gt; &amp;amp;</b> <a href=\"x\">link</a>"),
+        "a <b> &amp; link"
+    );
+}

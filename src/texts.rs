@@ -1,4 +1,4 @@
-//! What the bot says, in one place. HTML for Telegram's parse mode; every dynamic part escaped.
+//! What the bot (and its gate) say, in one place. HTML for Telegram's parse mode; every dynamic part escaped.
 
 use crate::config::{Channel, ChannelPolicy, Config};
 use crate::telegram::format::escape_html;
@@ -98,34 +98,3 @@ pub const NOTHING_YET: &str = "This conversation is empty so far — write me so
 
 /// `/stats` for a non-admin.
 pub const ADMINS_ONLY: &str = "/stats is for the bot's admins.";
-
-/// The visible text of one of our HTML messages, for a resend without formatting.
-pub fn plain(html: &str) -> String {
-    let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&amp;", "&")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_strips_tags_and_unescapes() {
-        assert_eq!(
-            plain("<b>a &lt;b&gt; &amp;amp;</b> <a href=\"x\">link</a>"),
-            "a <b> &amp; link"
-        );
-    }
-}
