@@ -260,11 +260,13 @@ async fn poll_answers_and_resumes_without_repeats() {
 async fn poll_explains_a_webhook_and_a_second_poller() {
     let telegram = FakeTelegram::start().await;
     let openai = FakeOpenAi::start().await;
+    let poll_once = || {
+        run(Spawn::default()
+            .fakes(&telegram, &openai)
+            .command(&["poll"]))
+    };
     telegram.with(|s| s.webhook["url"] = json!("https://bot.example.com/webhook"));
-    let (code, out) = run(Spawn::default()
-        .fakes(&telegram, &openai)
-        .command(&["poll"]))
-    .await;
+    let (code, out) = poll_once().await;
     assert_eq!(code, 1);
     assert!(
         out.contains("a webhook is set") && out.contains("subgpt webhook delete"),
@@ -275,10 +277,7 @@ async fn poll_explains_a_webhook_and_a_second_poller() {
         s.webhook["url"] = json!("");
         s.polling_conflict = true;
     });
-    let (code, out) = run(Spawn::default()
-        .fakes(&telegram, &openai)
-        .command(&["poll"]))
-    .await;
+    let (code, out) = poll_once().await;
     assert_eq!(code, 1);
     assert!(
         out.contains("another process is polling this bot") && out.contains("409 Conflict"),

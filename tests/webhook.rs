@@ -109,21 +109,27 @@ async fn a_repeated_update_is_handled_once_in_process() {
     );
 }
 
+/// Two instances of the service sharing one Redis and the same fakes.
+async fn two_instances(
+    redis: &RedisServer,
+    telegram: &FakeTelegram,
+    openai: &FakeOpenAi,
+) -> (TestApp, TestApp) {
+    let spawn = || {
+        Spawn::default()
+            .fakes(telegram, openai)
+            .env("REDIS_URL", &redis.url())
+            .start()
+    };
+    (spawn().await, spawn().await)
+}
+
 #[tokio::test]
 async fn a_repeated_update_is_handled_once_across_instances_with_redis() {
     let redis = RedisServer::start();
     let telegram = FakeTelegram::start().await;
     let openai = FakeOpenAi::start().await;
-    let first = Spawn::default()
-        .fakes(&telegram, &openai)
-        .env("REDIS_URL", &redis.url())
-        .start()
-        .await;
-    let second = Spawn::default()
-        .fakes(&telegram, &openai)
-        .env("REDIS_URL", &redis.url())
-        .start()
-        .await;
+    let (first, second) = two_instances(&redis, &telegram, &openai).await;
     first.send_text(500, 9, "shared").await;
     second.send_text(500, 9, "shared").await;
     first.wait_messages(9, 1).await;
@@ -225,16 +231,7 @@ async fn two_instances_never_answer_one_user_at_the_same_time() {
     let telegram = FakeTelegram::start().await;
     let openai = FakeOpenAi::start().await;
     openai.with(|s| s.delay = Duration::from_millis(400));
-    let first = Spawn::default()
-        .fakes(&telegram, &openai)
-        .env("REDIS_URL", &redis.url())
-        .start()
-        .await;
-    let second = Spawn::default()
-        .fakes(&telegram, &openai)
-        .env("REDIS_URL", &redis.url())
-        .start()
-        .await;
+    let (first, second) = two_instances(&redis, &telegram, &openai).await;
     let (one, two) = (
         text_update(1, 15, "via first"),
         text_update(2, 15, "via second"),
