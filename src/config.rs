@@ -103,6 +103,17 @@ impl fmt::Display for Channel {
     }
 }
 
+/// Which language the bot's own texts use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotLanguage {
+    /// Russian for a user whose `language_code` starts with `ru`, English otherwise.
+    Auto,
+    /// Always English.
+    En,
+    /// Always Russian.
+    Ru,
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -168,10 +179,24 @@ pub struct Config {
     /// `PRAGMA synchronous` of the usage store: `full` fsyncs every commit; `normal` (WAL)
     /// survives a crash of the process but may lose the last commits on power loss.
     pub sqlite_synchronous_full: bool,
+    /// The service's own durable state: the inbox and the user → conversation map.
+    pub state_db_path: PathBuf,
+    /// Updates one user may have waiting.
+    pub user_queue_limit: usize,
+    /// The most one update may take from acceptance to its last message.
+    pub answer_deadline: Duration,
+    /// Answers appear as drafts while they are written.
+    pub streaming: bool,
+    /// Answers go out as rich messages (Markdown), falling back to HTML parts.
+    pub telegram_rich_messages: bool,
+    /// The language of the bot's own texts.
+    pub bot_language: BotLanguage,
+    /// A TOML price table that replaces the built-in one.
+    pub model_prices_file: Option<PathBuf>,
 }
 
 /// The default model when `OPENAI_MODEL` is unset.
-pub const DEFAULT_MODEL: &str = "gpt-4.1-mini";
+pub const DEFAULT_MODEL: &str = "gpt-5.4-mini";
 /// The default instructions when none are configured.
 pub const DEFAULT_INSTRUCTIONS: &str = "You are a helpful, concise assistant. Answer in the language the user writes in. Use Markdown sparingly.";
 
@@ -213,6 +238,14 @@ impl Vars<'_> {
             Some(v) => v
                 .parse()
                 .map_err(|_| problem(var, format!("`{v}` is not a non-negative whole number"))),
+        }
+    }
+    fn switch(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some("on") => Ok(true),
+            Some("off") => Ok(false),
+            Some(other) => Err(problem(var, format!("`{other}` is not `on` or `off`"))),
         }
     }
     fn url(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
@@ -414,6 +447,29 @@ impl Config {
                     ));
                 }
             },
+            state_db_path: PathBuf::from(v.or("STATE_DB_PATH", "./data/state.db")),
+            user_queue_limit: match v.number("USER_QUEUE_LIMIT", 20)? {
+                0 => return Err(problem("USER_QUEUE_LIMIT", "must be at least 1")),
+                n => n,
+            },
+            answer_deadline: match v.number("ANSWER_DEADLINE_SECS", 300)? {
+                0 => return Err(problem("ANSWER_DEADLINE_SECS", "must be at least 1")),
+                n => Duration::from_secs(n),
+            },
+            streaming: v.switch("STREAMING", true)?,
+            telegram_rich_messages: v.switch("TELEGRAM_RICH_MESSAGES", false)?,
+            bot_language: match v.or("BOT_LANGUAGE", "auto") {
+                "auto" => BotLanguage::Auto,
+                "en" => BotLanguage::En,
+                "ru" => BotLanguage::Ru,
+                other => {
+                    return Err(problem(
+                        "BOT_LANGUAGE",
+                        format!("`{other}` is not `auto`, `en` or `ru`"),
+                    ));
+                }
+            },
+            model_prices_file: v.get("MODEL_PRICES_FILE").map(PathBuf::from),
         })
     }
 
@@ -524,6 +580,14 @@ mod tests {
         assert_eq!(c.negative_cache_ttl, Duration::from_secs(60));
         assert_eq!(c.bot_id(), 123);
         assert_eq!(c.daily_token_limit, 0);
+        assert_eq!(c.openai_model, "gpt-5.4-mini");
+        assert_eq!(c.state_db_path, PathBuf::from("./data/state.db"));
+        assert_eq!(c.user_queue_limit, 20);
+        assert_eq!(c.answer_deadline, Duration::from_secs(300));
+        assert!(c.streaming);
+        assert!(!c.telegram_rich_messages);
+        assert_eq!(c.bot_language, BotLanguage::Auto);
+        assert_eq!(c.model_prices_file, None);
     }
 
     #[test]
@@ -549,6 +613,11 @@ mod tests {
             ("BIND_ADDR", "localhost"),
             ("OPENAI_API_MODE", "assistants"),
             ("TELEGRAM_BOT_TOKEN", "nocolon"),
+            ("USER_QUEUE_LIMIT", "0"),
+            ("ANSWER_DEADLINE_SECS", "soon"),
+            ("STREAMING", "yes"),
+            ("TELEGRAM_RICH_MESSAGES", "1"),
+            ("BOT_LANGUAGE", "de"),
         ] {
             let mut v = base();
             v.push((var, value));
