@@ -1,8 +1,6 @@
-//! The bot: command router and conversation flow, as a `tower::Service<Update>`, plus the
-//! per-user dispatch in front of it.
+//! The bot: command router and conversation flow, as a `tower::Service` over the updates the
+//! intake delivers and the gate lets through.
 
-pub mod dispatch;
-pub mod lock;
 mod usage;
 
 use std::convert::Infallible;
@@ -16,7 +14,9 @@ use crate::config::Config;
 use crate::openai::{Assistant, Role, Turn};
 use crate::store::usage::UsageStore;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
-use crate::telegram::{Bot, BotCommand, Message, ParseMode, Update, User};
+use crate::intake::{Delivery, Receipt};
+use crate::telegram::{Bot, BotCommand, Message, ParseMode, User};
+use crate::telemetry::reference_id;
 use crate::texts;
 
 /// How often "typing…" is re-sent while the model works (Telegram shows it for ~5 s).
@@ -52,11 +52,6 @@ pub fn menu() -> Vec<BotCommand> {
     .collect()
 }
 
-/// A short id that ties a user's apology to the log line with the detail.
-pub fn reference_id() -> String {
-    format!("{:08x}", fastrand::u32(..))
-}
-
 /// The bot as a service over updates that passed the gate.
 #[derive(Clone)]
 pub struct BotService {
@@ -70,7 +65,7 @@ impl BotService {
     }
 }
 
-impl tower::Service<Update> for BotService {
+impl tower::Service<Delivery> for BotService {
     type Response = ();
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<(), Infallible>>;
@@ -79,11 +74,11 @@ impl tower::Service<Update> for BotService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, update: Update) -> Self::Future {
+    fn call(&mut self, delivery: Delivery) -> Self::Future {
         let app = Arc::clone(&self.app);
         Box::pin(async move {
-            if let Some(message) = update.private_message() {
-                app.handle(message).await;
+            if let Some(message) = delivery.update.private_message() {
+                app.handle(message, &delivery.receipt).await;
             }
             Ok(())
         })
@@ -91,7 +86,7 @@ impl tower::Service<Update> for BotService {
 }
 
 impl App {
-    async fn handle(&self, message: &Message) {
+    async fn handle(&self, message: &Message, receipt: &Receipt) {
         let Some(user) = message.from.as_ref() else {
             return;
         };
@@ -115,7 +110,7 @@ impl App {
             Some(("usage", _)) => self.usage_report(chat, user).await,
             Some(("stats", _)) => self.stats(chat, user).await,
             Some(_) => self.say(chat, texts::UNKNOWN_COMMAND).await,
-            None => self.converse(chat, user, text).await,
+            None => self.converse(chat, user, text, receipt).await,
         }
     }
 
@@ -147,7 +142,7 @@ impl App {
         }
     }
 
-    async fn converse(&self, chat: i64, user: &User, text: &str) {
+    async fn converse(&self, chat: i64, user: &User, text: &str, _receipt: &Receipt) {
         if let Some(refusal) = self.over_limit(user).await {
             tracing::info!("daily token limit reached");
             self.say(chat, &refusal).await;
