@@ -133,10 +133,8 @@ async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
         // All of the batch is committed (concurrently, so it shares commits) before the
         // offset moves; otherwise the same batch is asked for again, and the inbox drops what
         // it already has.
-        let accepted = futures::future::join_all(
-            updates.into_iter().map(|u| running.intake.accept(u)),
-        )
-        .await;
+        let accepted =
+            futures::future::join_all(updates.into_iter().map(|u| running.intake.accept(u))).await;
         if let Some(Err(e)) = accepted.into_iter().find(Result::is_err) {
             failures += 1;
             let wait = Duration::from_secs(u64::from(failures.min(6)).pow(2).max(1));

@@ -11,10 +11,10 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 use crate::bot::{self, App, BotService};
-use crate::intake::lock::UserLocks;
-use crate::intake::{Dispatcher, Intake, Limits};
 use crate::config::Config;
 use crate::gate::{Gate, GateLayer};
+use crate::intake::lock::UserLocks;
+use crate::intake::{Dispatcher, Intake, Limits};
 use crate::openai::Assistant;
 use crate::server::{self, ServerState};
 use crate::store::kv::Kv;
@@ -50,13 +50,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         synchronous,
         ..StoreOptions::default()
     };
-    let state = StateStore::open(&config.state_db_path, config.sqlite_busy_timeout, synchronous)
-        .with_context(|| {
-            format!(
-                "cannot open the state database {}",
-                config.state_db_path.display()
-            )
-        })?;
+    let state = StateStore::open(
+        &config.state_db_path,
+        config.sqlite_busy_timeout,
+        synchronous,
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the state database {}",
+            config.state_db_path.display()
+        )
+    })?;
     let usage = UsageStore::open_with(&config.analytics_db_path, options).with_context(|| {
         format!(
             "cannot open the usage database {}",

@@ -11,10 +11,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::config::Config;
+use crate::intake::{Delivery, Receipt};
 use crate::openai::{Assistant, Role, Turn};
 use crate::store::usage::UsageStore;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
-use crate::intake::{Delivery, Receipt};
 use crate::telegram::{Bot, BotCommand, Message, ParseMode, User};
 use crate::telemetry::reference_id;
 use crate::texts;

@@ -137,7 +137,8 @@ impl Dispatcher {
         );
         metrics::gauge!("subgpt_active_users").set(queues.len() as f64);
         let this = Arc::clone(self);
-        self.tracker.spawn(async move { this.serve_user(user).await });
+        self.tracker
+            .spawn(async move { this.serve_user(user).await });
     }
 
     /// Users with a task right now.
@@ -164,11 +165,8 @@ impl Dispatcher {
                     }
                 }
             };
-            let span = tracing::info_span!(
-                "update",
-                update_id = job.update.update_id,
-                user_id = user
-            );
+            let span =
+                tracing::info_span!("update", update_id = job.update.update_id, user_id = user);
             self.run(job).instrument(span).await;
         }
     }
@@ -207,7 +205,8 @@ impl Dispatcher {
         };
         metrics::gauge!("subgpt_in_flight_conversations").increment(1.0);
         let work = AssertUnwindSafe(self.service.clone().oneshot(delivery)).catch_unwind();
-        let outcome = tokio::time::timeout(self.limits.deadline, self.locks.hold(job.user, work)).await;
+        let outcome =
+            tokio::time::timeout(self.limits.deadline, self.locks.hold(job.user, work)).await;
         metrics::gauge!("subgpt_in_flight_conversations").decrement(1.0);
         let failure = match outcome {
             Ok(Ok(_)) => None,
@@ -246,5 +245,88 @@ impl Dispatcher {
         if let Err(e) = self.telegram.send_html(chat, html).await {
             tracing::error!(error = %e, "could not send a message");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::store::kv::Kv;
+    use crate::store::state::InboxRow;
+    use crate::store::usage::Synchronous;
+
+    fn update(update_id: i64, user: i64, text: &str) -> Update {
+        serde_json::from_value(serde_json::json!({
+            "update_id": update_id,
+            "message": {"message_id": 1, "date": 0, "text": text,
+                "from": {"id": user, "is_bot": false, "first_name": "A"},
+                "chat": {"id": user, "type": "private"}}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_one_update_is_caught_and_the_next_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateStore::open(
+            &dir.path().join("state.db"),
+            Duration::from_secs(1),
+            Synchronous::Normal,
+        )
+        .unwrap();
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let service = {
+            let handled = Arc::clone(&handled);
+            tower::service_fn(move |d: Delivery| {
+                let handled = Arc::clone(&handled);
+                async move {
+                    let text = d.update.message.as_ref().and_then(|m| m.text.clone());
+                    if text.as_deref() == Some("boom") {
+                        panic!("a bug while handling the update");
+                    }
+                    handled.lock().push(d.update.update_id);
+                    Ok::<(), Infallible>(())
+                }
+            })
+        };
+        let tracker = TaskTracker::new();
+        let dispatcher = Dispatcher::new(
+            BoxCloneSyncService::new(service),
+            tracker.clone(),
+            UserLocks::new(Kv::memory(), "t".into()),
+            state.clone(),
+            // Nothing listens there: the apology fails and is logged, which is all we need.
+            Bot::new("http://127.0.0.1:9", Secret::new("1:x")),
+            Limits {
+                queue: 10,
+                deadline: Duration::from_secs(10),
+            },
+            CancellationToken::new(),
+        );
+        for (id, text) in [(1, "first"), (2, "boom"), (3, "third")] {
+            let update = update(id, 5, text);
+            let row = InboxRow {
+                update_id: id,
+                user_id: 5,
+                body: serde_json::to_vec(&update).unwrap(),
+                accepted_at: 0,
+                attempts: 0,
+                response_id: None,
+            };
+            assert!(state.accept(row).await.unwrap());
+            let job = Job {
+                update,
+                user: 5,
+                response_id: None,
+            };
+            dispatcher.submit(job, false);
+        }
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(30), tracker.wait())
+            .await
+            .unwrap();
+        assert_eq!(*handled.lock(), vec![1, 3]);
+        assert!(state.pending().await.unwrap().is_empty(), "all erased");
     }
 }

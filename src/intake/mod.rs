@@ -176,7 +176,10 @@ impl Intake {
             }
         }
         if count > 0 {
-            tracing::info!(updates = count, "replaying updates accepted before the restart");
+            tracing::info!(
+                updates = count,
+                "replaying updates accepted before the restart"
+            );
         }
         Ok(count)
     }

@@ -16,9 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::usage::Synchronous;
 
-const MIGRATION_SLICE: &[M<'static>] = &[M::up(include_str!(
-    "../../migrations/state/0001_state.sql"
-))];
+const MIGRATION_SLICE: &[M<'static>] =
+    &[M::up(include_str!("../../migrations/state/0001_state.sql"))];
 
 /// The state database's embedded migrations, in order.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_SLICE);
@@ -341,8 +340,9 @@ impl Writer {
     fn truncate_wal(&mut self) {
         match self
             .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
-        {
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
             Ok(0) => self.dirty = false,
             Ok(_) => {} // busy: a reader holds an old snapshot; try after the next batch
             Err(e) => tracing::warn!(error = %e, "could not checkpoint the state database"),
@@ -478,7 +478,10 @@ mod tests {
         assert_eq!(pending[1].response_id.as_deref(), Some("resp_1"));
         store.finish(3).await.unwrap();
         assert_eq!(store.begin(3).await.unwrap(), 0);
-        assert!(!store.accept(row(3, 2)).await.unwrap(), "still seen after it is done");
+        assert!(
+            !store.accept(row(3, 2)).await.unwrap(),
+            "still seen after it is done"
+        );
         drop(store);
 
         // Reopened: the rest is still there.
