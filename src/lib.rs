@@ -14,6 +14,7 @@ pub mod gate;
 pub mod intake;
 pub mod openai;
 pub mod poll;
+pub mod retry;
 pub mod run;
 pub mod server;
 pub mod store;

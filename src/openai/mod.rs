@@ -2,13 +2,15 @@
 //! Conversations (OpenAI keeps the conversation) and Chat Completions (the bot keeps it).
 
 mod chat;
+mod error;
 mod http;
 mod responses;
 
 use std::sync::Arc;
 
 pub use chat::ChatAssistant;
-pub use http::{OpenAi, OpenAiError};
+pub use error::{ApiError, OpenAiError};
+pub use http::OpenAi;
 pub use responses::ResponsesAssistant;
 
 use crate::config::{ApiMode, Config};

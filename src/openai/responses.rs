@@ -1,7 +1,7 @@
 //! Responses + Conversations: one OpenAI Conversation per user, each answer a
 //! `POST /responses` in that conversation. The user → conversation id map lives in the kv.
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,6 +11,9 @@ use crate::store::kv::Kv;
 
 /// Conversation items fetched per page for `/history` and `/export`.
 const PAGE: usize = 100;
+/// The most pages read for one `/history` or `/export` (10,000 items): a bound on the loop
+/// even when the server keeps saying `has_more`.
+const MAX_PAGES: usize = 100;
 
 /// The Responses + Conversations assistant.
 pub struct ResponsesAssistant {
@@ -99,8 +102,10 @@ impl ResponsesAssistant {
     pub async fn reply(&self, user: i64, text: &str) -> Result<Reply, OpenAiError> {
         let conversation = self.conversation(user).await?;
         match self.respond(&conversation, text).await {
-            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
-                tracing::warn!("stored conversation is gone upstream; starting a new one");
+            // Only OpenAI saying the conversation itself is unknown loses it; a missing model,
+            // a bad key or a quota is an error for the user's apology, and the mapping stays.
+            Err(e) if e.is_conversation_not_found() => {
+                tracing::warn!(error = %e, "stored conversation is gone upstream; starting a new one");
                 self.kv.del(&self.key(user)).await?;
                 let conversation = self.conversation(user).await?;
                 self.respond(&conversation, text).await
@@ -144,19 +149,29 @@ impl ResponsesAssistant {
         // Newest first, so `/history` needs one page; `/export` pages through everything.
         let mut turns = Vec::new();
         let mut after: Option<String> = None;
-        loop {
+        for page_no in 1..=MAX_PAGES {
             let mut path = format!("/conversations/{conversation}/items?order=desc&limit={PAGE}");
             if let Some(after) = &after {
                 path.push_str(&format!("&after={after}"));
             }
             let page: ItemList = match self.api.request::<(), _>(Method::GET, &path, None).await {
-                Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => return Ok(Vec::new()),
+                Err(e) if e.is_conversation_not_found() => return Ok(Vec::new()),
                 other => other?,
             };
+            if after.is_some() && page.last_id == after {
+                tracing::warn!(
+                    pages = page_no,
+                    "conversation items: the cursor did not advance; stopping"
+                );
+                break;
+            }
             turns.extend(page.data.iter().filter_map(turn_of_item));
             let enough = limit.is_some_and(|l| turns.len() >= l);
             if !page.has_more || enough || page.last_id.is_none() {
                 break;
+            }
+            if page_no == MAX_PAGES {
+                tracing::warn!(pages = page_no, "conversation items: page cap reached; stopping");
             }
             after = page.last_id;
         }
