@@ -10,6 +10,7 @@ pub mod bot;
 pub mod chart;
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod gate;
 pub mod intake;
 pub mod openai;

@@ -12,10 +12,10 @@ use tower::util::BoxCloneSyncService;
 
 use crate::bot::{self, App, BotService};
 use crate::config::Config;
+use crate::conversation::{Conversations, UserState};
 use crate::gate::{Gate, GateLayer};
 use crate::intake::lock::UserLocks;
 use crate::intake::{Dispatcher, Intake, Limits};
-use crate::openai::Assistant;
 use crate::server::{self, ServerState};
 use crate::store::kv::Kv;
 use crate::store::state::StateStore;
@@ -93,11 +93,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::warn!(error = %e, "could not register the command menu");
     }
 
-    let assistant = Assistant::new(&config, kv.clone());
+    let conversations = Conversations::new(&config, UserState::new(kv.clone(), state.clone()));
     let app = Arc::new(App {
         config: config.clone(),
         telegram: telegram.clone(),
-        assistant,
+        conversations,
         usage: usage.clone(),
     });
     let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));

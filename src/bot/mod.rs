@@ -11,8 +11,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::config::Config;
+use crate::conversation::Conversations;
 use crate::intake::{Delivery, Receipt};
-use crate::openai::{Assistant, Role, Turn};
+use crate::openai::{Role, Turn};
 use crate::store::usage::UsageStore;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
 use crate::telegram::{Bot, BotCommand, Message, ParseMode, User};
@@ -30,7 +31,7 @@ const HISTORY_TURN_CHARS: usize = 600;
 pub struct App {
     pub config: Config,
     pub telegram: Bot,
-    pub assistant: Assistant,
+    pub conversations: Conversations,
     pub usage: UsageStore,
 }
 
@@ -142,7 +143,7 @@ impl App {
         }
     }
 
-    async fn converse(&self, chat: i64, user: &User, text: &str, _receipt: &Receipt) {
+    async fn converse(&self, chat: i64, user: &User, text: &str, receipt: &Receipt) {
         if let Some(refusal) = self.over_limit(user).await {
             tracing::info!("daily token limit reached");
             self.say(chat, &refusal).await;
@@ -150,7 +151,7 @@ impl App {
         }
         let typing = self.keep_typing(chat);
         let started = std::time::Instant::now();
-        let result = self.assistant.reply(user.id, text).await;
+        let result = self.conversations.reply(user.id, text, receipt).await;
         drop(typing);
         match result {
             Ok(reply) => {
@@ -184,14 +185,18 @@ impl App {
     }
 
     async fn reset(&self, chat: i64, user: &User) {
-        match self.assistant.reset(user.id).await {
+        match self.conversations.reset(user.id).await {
             Ok(()) => self.say(chat, texts::RESET_DONE).await,
             Err(e) => self.apologise(chat, &e).await,
         }
     }
 
     async fn history(&self, chat: i64, user: &User) {
-        match self.assistant.history(user.id, Some(HISTORY_TURNS)).await {
+        match self
+            .conversations
+            .history(user.id, Some(HISTORY_TURNS))
+            .await
+        {
             Ok(turns) if turns.is_empty() => self.say(chat, texts::NOTHING_YET).await,
             Ok(turns) => {
                 let shown: Vec<String> = turns
@@ -209,7 +214,7 @@ impl App {
     }
 
     async fn export(&self, chat: i64, user: &User) {
-        match self.assistant.history(user.id, None).await {
+        match self.conversations.history(user.id, None).await {
             Ok(turns) if turns.is_empty() => self.say(chat, texts::NOTHING_YET).await,
             Ok(turns) => {
                 let document = export_document(&turns);

@@ -65,9 +65,6 @@ pub enum OpenAiError {
     /// An answer that doesn't match the API.
     #[error("OpenAI {path}: unexpected answer: {detail}")]
     Decode { path: String, detail: String },
-    /// The state store failed.
-    #[error("conversation store: {0}")]
-    Kv(#[from] crate::store::kv::KvError),
 }
 
 impl OpenAiError {
@@ -149,7 +146,10 @@ mod tests {
         assert_eq!(api.param, None);
         assert!(e.to_string().contains("code model_not_found"), "{e}");
         let plain = status("/responses", 502, "<html>bad gateway</html>");
-        assert_eq!(plain.api_error().unwrap().message, "<html>bad gateway</html>");
+        assert_eq!(
+            plain.api_error().unwrap().message,
+            "<html>bad gateway</html>"
+        );
         let long = status("/responses", 500, &"x".repeat(5000));
         assert_eq!(long.api_error().unwrap().message.len(), MESSAGE_CHARS);
     }
