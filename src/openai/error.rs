@@ -65,6 +65,9 @@ pub enum OpenAiError {
     /// An answer that doesn't match the API.
     #[error("OpenAI {path}: unexpected answer: {detail}")]
     Decode { path: String, detail: String },
+    /// A stream that OpenAI ended with a failure (`response.failed`, an `error` event).
+    #[error("OpenAI {path}: the stream failed: {detail}")]
+    Stream { path: String, detail: String },
 }
 
 impl OpenAiError {

@@ -96,6 +96,30 @@ impl OpenAi {
         })
     }
 
+    /// Opens a streaming request (SSE) under the retry policy: the answer once its status is
+    /// a success, its body still to be read. `timeout` bounds the whole stream.
+    pub async fn open_stream<B>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, OpenAiError>
+    where
+        B: Serialize + ?Sized,
+    {
+        let url = format!("{}{}", self.base, path);
+        self.policy
+            .run(
+                "openai",
+                method.is_idempotent(),
+                || self.open(&method, &url, path, body, Some(timeout)),
+                |failed: &Failed| failed.outcome,
+            )
+            .await
+            .map_err(|failed| failed.error)
+    }
+
     /// One attempt: the body of a success, or the error and its outcome.
     async fn attempt<B>(
         &self,
@@ -104,6 +128,31 @@ impl OpenAi {
         path: &str,
         body: Option<&B>,
     ) -> Result<Bytes, Failed>
+    where
+        B: Serialize + ?Sized,
+    {
+        let response = self.open(method, url, path, body, None).await?;
+        // A body cut off after a success status is an unknown outcome like a time-out: the
+        // work was done upstream, so a POST is not sent again.
+        response.bytes().await.map_err(|e| Failed {
+            outcome: Outcome::of_transport(&e),
+            error: OpenAiError::Http {
+                path: path.into(),
+                source: e.without_url(),
+            },
+        })
+    }
+
+    /// Sends one request: the answer when its status is a success, else the error (its body
+    /// read) and what it means for sending again.
+    async fn open<B>(
+        &self,
+        method: &Method,
+        url: &str,
+        path: &str,
+        body: Option<&B>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, Failed>
     where
         B: Serialize + ?Sized,
     {
@@ -123,6 +172,9 @@ impl OpenAi {
         if let Some(body) = body {
             request = request.json(body);
         }
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         let outcome = request.send().await;
         metrics::histogram!("subgpt_openai_request_duration_seconds", "endpoint" => endpoint)
             .record(started.elapsed().as_secs_f64());
@@ -138,13 +190,11 @@ impl OpenAi {
         };
         metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => label)
             .increment(1);
-        let retry_after = retry_after(response.headers());
-        // A body cut off after a success status is an unknown outcome like a time-out: the
-        // work was done upstream, so a POST is not sent again.
-        let bytes = response.bytes().await.map_err(transport)?;
         if status.is_success() {
-            return Ok(bytes);
+            return Ok(response);
         }
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(transport)?;
         Err(Failed {
             outcome: Outcome::of_status(status.as_u16(), retry_after),
             error: OpenAiError::Status {

@@ -6,6 +6,7 @@ pub mod chat;
 mod error;
 mod http;
 pub mod responses;
+pub mod stream;
 
 pub use error::{ApiError, OpenAiError};
 pub use http::OpenAi;
@@ -36,7 +37,7 @@ pub struct Turn {
 }
 
 /// The `usage` object of a response or completion (the fields the bot reads).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Usage {
     #[serde(default)]
     pub total_tokens: Option<u64>,
