@@ -12,6 +12,7 @@ pub mod config;
 pub mod gate;
 pub mod openai;
 pub mod poll;
+pub mod prices;
 pub mod run;
 pub mod server;
 pub mod store;

@@ -43,6 +43,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         } else {
             Synchronous::Normal
         },
+        prices: std::sync::Arc::new(
+            crate::prices::Prices::load(config.model_prices_file.as_deref())
+                .context("MODEL_PRICES_FILE")?,
+        ),
         ..StoreOptions::default()
     };
     let usage = UsageStore::open_with(&config.analytics_db_path, options).with_context(|| {

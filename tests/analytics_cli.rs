@@ -13,7 +13,10 @@ use rusqlite::Connection;
 use serde_json::Value;
 use subgpt::store::usage::{UsageRow, UsageStore};
 use usage_db::{Expected, user_version};
-use viewer::{ago, analytics, csv, expected, json, ok_stdout, python_db, store_db, table, today};
+use viewer::{
+    ago, analytics, csv, expected, json, ok_stdout, python_db, store_db, table, today, usd,
+    usd_cells, usd_csv,
+};
 
 fn check_users_json(users: &Value, e: &Expected) {
     let want: Vec<Value> = e
@@ -21,7 +24,7 @@ fn check_users_json(users: &Value, e: &Expected) {
         .into_iter()
         .map(|(id, u)| {
             serde_json::json!({"user_id": id, "username": u.username, "requests": u.requests, "tokens": u.tokens,
-                               "first_date": u.first, "last_date": u.last})
+                               "cost_usd": usd(e.user_cost[&id]), "first_date": u.first, "last_date": u.last})
         })
         .collect();
     assert_eq!(users, &Value::Array(want));
@@ -32,7 +35,8 @@ fn check_daily_json(daily: &Value, e: &Expected) {
         .days
         .iter()
         .map(|(d, (requests, users, tokens))| {
-            serde_json::json!({"date": d, "requests": requests, "users": users, "tokens": tokens})
+            serde_json::json!({"date": d, "requests": requests, "users": users, "tokens": tokens,
+                               "cost_usd": usd(e.day_cost[d])})
         })
         .collect();
     assert_eq!(daily, &Value::Array(want));
@@ -52,6 +56,7 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
     assert_eq!(info["rows"], e.rows);
     assert_eq!(info["users"], e.users.len() as i64);
     assert_eq!(info["tokens"], e.tokens);
+    assert_eq!(info["cost_usd"], usd(e.cost));
     assert_eq!(info["first_date"], *e.days.keys().next().unwrap());
     assert_eq!(info["last_date"], *e.days.keys().last().unwrap());
     assert_eq!(info["schema_version"], schema_version);
@@ -66,6 +71,7 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
             (&id.into(), &u.requests.into(), &u.tokens.into())
         );
         assert_eq!(got["username"], serde_json::json!(u.username));
+        assert_eq!(got["cost_usd"], usd(e.user_cost[&id]));
         assert_eq!(
             (&got["first_date"], &got["last_date"]),
             (&u.first.clone().into(), &u.last.clone().into())
@@ -74,7 +80,10 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
             .user_days
             .iter()
             .filter(|((uid, _), _)| *uid == id)
-            .map(|((_, d), (r, t))| serde_json::json!({"date": d, "requests": r, "tokens": t}))
+            .map(|((u, d), (r, t))| {
+                let cost = usd(e.user_day_cost[&(*u, d.clone())]);
+                serde_json::json!({"date": d, "requests": r, "tokens": t, "cost_usd": cost})
+            })
             .collect();
         assert_eq!(got["days"], Value::Array(want));
     }
@@ -82,14 +91,14 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
     for d in e.days.keys() {
         let got = json(dir, db, &["date", d]);
         assert_eq!(got["date"], *d);
-        let mut want: Vec<(i64, i64, i64)> = e
+        let mut want: Vec<(i64, i64, i64, Value)> = e
             .user_days
             .iter()
             .filter(|((_, day), _)| day == d)
-            .map(|((u, _), (r, t))| (*u, *r, *t))
+            .map(|((u, day), (r, t))| (*u, *r, *t, usd(e.user_day_cost[&(*u, day.clone())])))
             .collect();
         want.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-        let got: Vec<(i64, i64, i64)> = got["users"]
+        let got: Vec<(i64, i64, i64, Value)> = got["users"]
             .as_array()
             .unwrap()
             .iter()
@@ -98,6 +107,7 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
                     u["user_id"].as_i64().unwrap(),
                     u["requests"].as_i64().unwrap(),
                     u["tokens"].as_i64().unwrap(),
+                    u["cost_usd"].clone(),
                 )
             })
             .collect();
@@ -109,7 +119,7 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
 async fn json_of_every_mode_equals_sql_sums() {
     let dir = tempfile::tempdir().unwrap();
     let db = store_db(dir.path()).await;
-    check_all_modes_json(dir.path(), &db, 2, "rollups");
+    check_all_modes_json(dir.path(), &db, 3, "rollups");
 }
 
 #[test]
@@ -144,6 +154,7 @@ async fn csv_quotes_usernames_and_matches_sums() {
             "username",
             "requests",
             "tokens",
+            "cost_usd",
             "first_date",
             "last_date"
         ]
@@ -157,6 +168,7 @@ async fn csv_quotes_usernames_and_matches_sums() {
                 u.username.unwrap(),
                 u.requests.to_string(),
                 u.tokens.to_string(),
+                usd_csv(e.user_cost[&id]),
                 u.first,
                 u.last,
             ]
@@ -170,25 +182,34 @@ async fn csv_quotes_usernames_and_matches_sums() {
     assert!(raw.contains("\"bob, the \"\"builder\"\"\""), "{raw}");
 
     let daily = csv(dir.path(), &db, &["daily"]);
-    assert_eq!(daily[0][0], ["date", "requests", "users", "tokens"]);
+    assert_eq!(
+        daily[0][0],
+        ["date", "requests", "users", "tokens", "cost_usd"]
+    );
     let want: Vec<Vec<String>> = e
         .days
         .iter()
-        .map(|(d, (r, u, t))| vec![d.clone(), r.to_string(), u.to_string(), t.to_string()])
+        .map(|(d, (r, u, t))| {
+            let cost = usd_csv(e.day_cost[d]);
+            vec![d.clone(), r.to_string(), u.to_string(), t.to_string(), cost]
+        })
         .collect();
     assert_eq!(daily[0][1..], want[..]);
 
     let user = csv(dir.path(), &db, &["user", "2"]);
     assert_eq!(user.len(), 2, "totals, then the daily breakdown");
     assert_eq!(user[0][1][3], e.users[&2].tokens.to_string());
-    assert_eq!(user[1][0], ["date", "requests", "tokens"]);
+    assert_eq!(user[1][0], ["date", "requests", "tokens", "cost_usd"]);
     assert_eq!(
         user[1].len() - 1,
         e.user_days.keys().filter(|(u, _)| *u == 2).count()
     );
 
     let day = csv(dir.path(), &db, &["date", &ago(0)]);
-    assert_eq!(day[0][0], ["user_id", "username", "requests", "tokens"]);
+    assert_eq!(
+        day[0][0],
+        ["user_id", "username", "requests", "tokens", "cost_usd"]
+    );
     let total: i64 = day[0][1..]
         .iter()
         .map(|r| r[3].parse::<i64>().unwrap())
@@ -227,16 +248,10 @@ async fn tables_are_aligned_with_numbers_right_aligned() {
     for ((id, u), line) in e.users_by_tokens().into_iter().zip(&lines[2..]) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields[0], id.to_string());
-        let n = fields.len();
-        assert_eq!(
-            fields[n - 4..],
-            [
-                u.requests.to_string(),
-                u.tokens.to_string(),
-                u.first,
-                u.last
-            ]
-        );
+        let mut want = vec![u.requests.to_string(), u.tokens.to_string()];
+        want.extend(usd_cells(e.user_cost[&id]));
+        want.extend([u.first.clone(), u.last.clone()]);
+        assert_eq!(fields[fields.len() - want.len()..], want[..]);
         let tok = u.tokens.to_string();
         assert_eq!(
             &line[tokens_end - tok.len()..tokens_end],
@@ -255,7 +270,11 @@ async fn tables_are_aligned_with_numbers_right_aligned() {
     let want: Vec<Vec<String>> = e
         .days
         .iter()
-        .map(|(d, (r, u, t))| vec![d.clone(), r.to_string(), u.to_string(), t.to_string()])
+        .map(|(d, (r, u, t))| {
+            let mut row = vec![d.clone(), r.to_string(), u.to_string(), t.to_string()];
+            row.extend(usd_cells(e.day_cost[d]));
+            row
+        })
         .collect();
     assert_eq!(got, want);
 
@@ -265,7 +284,8 @@ async fn tables_are_aligned_with_numbers_right_aligned() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["rows", &e.rows.to_string()]),
         "{text}"
     );
-    assert!(text.contains("schema version  2"), "{text}");
+    assert!(text.contains("schema version  3"), "{text}");
+    assert!(text.contains("roll-ups        match the raw rows"), "{text}");
 
     let text = table(dir.path(), &db, &["user", "1"]);
     assert!(
@@ -324,12 +344,7 @@ async fn reads_beside_a_live_store_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.db");
     let store = UsageStore::open(&path).unwrap();
-    let row = UsageRow {
-        user_id: 42,
-        username: "live".into(),
-        request_date: today(),
-        tokens_used: 4242,
-    };
+    let row = UsageRow::new(42, "live", today(), 4242);
     store.record_usage(row).await.unwrap();
     assert!(
         dir.path().join("live.db-wal").exists(),

@@ -7,8 +7,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::responses::Usage;
-use super::{OpenAi, OpenAiError, Reply, Role, Turn};
+use super::{OpenAi, OpenAiError, Reply, Role, TokenUsage, Turn};
 use crate::config::Config;
 use crate::store::kv::Kv;
 
@@ -40,7 +39,9 @@ struct Completion {
     #[serde(default)]
     choices: Vec<Choice>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<TokenUsage>,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +147,8 @@ impl ChatAssistant {
             .await?;
         Ok(Reply {
             text: answer,
-            total_tokens: completion.usage.and_then(|u| u.total_tokens),
+            usage: completion.usage,
+            model: completion.model,
         })
     }
 

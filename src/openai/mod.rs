@@ -4,12 +4,14 @@
 mod chat;
 mod http;
 mod responses;
+mod usage;
 
 use std::sync::Arc;
 
 pub use chat::ChatAssistant;
 pub use http::{OpenAi, OpenAiError};
 pub use responses::ResponsesAssistant;
+pub use usage::TokenUsage;
 
 use crate::config::{ApiMode, Config};
 use crate::store::kv::Kv;
@@ -43,8 +45,10 @@ pub struct Turn {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub text: String,
-    /// `usage.total_tokens`, when the upstream reported it.
-    pub total_tokens: Option<u64>,
+    /// The upstream's `usage`, when it reported one.
+    pub usage: Option<TokenUsage>,
+    /// The model the upstream says answered (its `model` field, often a dated snapshot).
+    pub model: Option<String>,
 }
 
 /// The assistant in the mode configured. Cheap to clone.

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{OpenAi, OpenAiError, Reply, Role, Turn};
+use super::{OpenAi, OpenAiError, Reply, Role, TokenUsage, Turn};
 use crate::config::Config;
 use crate::store::kv::Kv;
 
@@ -39,13 +39,9 @@ struct ResponseObject {
     #[serde(default)]
     output: Vec<Value>,
     #[serde(default)]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct Usage {
+    usage: Option<TokenUsage>,
     #[serde(default)]
-    pub(super) total_tokens: Option<u64>,
+    model: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -132,7 +128,8 @@ impl ResponsesAssistant {
         }
         Ok(Reply {
             text,
-            total_tokens: response.usage.and_then(|u| u.total_tokens),
+            usage: response.usage,
+            model: response.model,
         })
     }
 
