@@ -387,3 +387,55 @@ async fn chart_writes_a_png_of_the_last_days() {
     let reader = decoder.read_info().unwrap();
     assert_eq!((reader.info().width, reader.info().height), (1000, 500));
 }
+
+#[tokio::test]
+async fn info_notices_drifted_rollups_and_rebuild_repairs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_db(dir.path()).await;
+    assert_eq!(json(dir.path(), &db, &["info"])["rollups_match"], true);
+
+    // Writes the triggers cannot see: one dropped before an insert, a roll-up edited by hand.
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER usage_rollups_insert;
+         INSERT INTO user_analytics (user_id, username, request_date, tokens_used) VALUES (9, 'ghost', '2025-01-01', 77);
+         UPDATE usage_user SET tokens = tokens + 5 WHERE user_id = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let info = json(dir.path(), &db, &["info"]);
+    assert_eq!(info["rollups_match"], false, "{info}");
+    let problems = info["rollup_problems"].to_string();
+    assert!(problems.contains("trigger usage_rollups_insert is missing"), "{problems}");
+    assert!(problems.contains("usage_user has"), "{problems}");
+    let text = table(dir.path(), &db, &["info"]);
+    assert!(text.contains("DO NOT match the raw rows"), "{text}");
+    assert!(text.contains("subgpt analytics rebuild"), "{text}");
+
+    // Put the trigger back as a newer binary's migration would, then rebuild.
+    let conn = Connection::open(&db).unwrap();
+    let sql = include_str!("../migrations/0003_cost_and_triggers.sql");
+    let start = sql.find("CREATE TRIGGER usage_rollups_insert").unwrap();
+    let end = start + sql[start..].find("END;").unwrap() + 4;
+    conn.execute_batch(&sql[start..end]).unwrap();
+    drop(conn);
+    let out = ok_stdout(&analytics(
+        dir.path(),
+        &["rebuild", "--db", db.to_str().unwrap()],
+    ));
+    assert!(out.contains("they match the raw rows"), "{out}");
+    assert_eq!(json(dir.path(), &db, &["info"])["rollups_match"], true);
+    usage_db::check_rollups(&db);
+    check_all_modes_json(dir.path(), &db, 3, "rollups");
+}
+
+#[test]
+fn rebuild_refuses_a_database_it_would_have_to_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = python_db(dir.path());
+    let out = analytics(dir.path(), &["rebuild", "--db", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("schema version 0") && err.contains("subgpt serve"), "{err}");
+    assert_eq!(user_version(&Connection::open(&db).unwrap()), 0, "left untouched");
+}
