@@ -41,11 +41,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tasks.push(tokio::spawn(async move {
             let mut worst = Duration::ZERO;
             for i in 0..per_caller {
+                let tokens = 100 + (i % 900) as i64;
+                // A full row as the service writes it: breakdown, model, cost priced on the way in.
                 let row = UsageRow {
-                    user_id: ((caller * 7_919 + i * 31) % 5_000) as i64,
-                    username: format!("user{caller}"),
-                    request_date: start_day + Days::new((i / 2_000) as u64),
-                    tokens_used: 100 + (i % 900) as i64,
+                    input_tokens: Some(tokens * 3 / 4),
+                    cached_input_tokens: Some(tokens / 4),
+                    output_tokens: Some(tokens - tokens * 3 / 4),
+                    reasoning_tokens: Some(tokens / 8),
+                    model: Some("gpt-5.4-mini".to_owned()),
+                    ..UsageRow::new(
+                        ((caller * 7_919 + i * 31) % 5_000) as i64,
+                        format!("user{caller}"),
+                        start_day + Days::new((i / 2_000) as u64),
+                        tokens,
+                    )
                 };
                 let t = Instant::now();
                 store.record_usage(row).await.expect("record_usage");

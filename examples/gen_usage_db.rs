@@ -1,5 +1,6 @@
 //! Writes a deterministic usage database for benchmarks: by default 1,000,000 rows from 5,000
-//! users over 365 days, with Zipf-like activity, through `UsageStore` so the roll-ups are filled.
+//! users over 365 days, with Zipf-like activity, through `UsageStore` (so the triggers fill the
+//! roll-ups); the first 100 days without cost, as the Python bot wrote them, the rest priced.
 //!
 //! Usage: `cargo run --release --example gen_usage_db -- OUT.db [ROWS] [LAST_DAY]`
 //! (LAST_DAY defaults to today, UTC, so `--days N` windows of the viewer hit data).
@@ -13,6 +14,8 @@ use subgpt::store::usage::{UsageRow, UsageStore};
 const USERS: usize = 5_000;
 const DAYS: u64 = 365;
 const SEED: u64 = 0x5eed_0f5a_b6b6;
+/// Days at the start written as the Python bot would have: no token breakdown, no model, no cost.
+const PYTHON_DAYS: u64 = 100;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -86,12 +89,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let tokens =
                 150 + i64::from(rng.u32(0..1_800)) + if rng.u8(0..20) == 0 { 6_000 } else { 0 };
             tokens_total += tokens;
-            store.record_in_background(UsageRow {
-                user_id,
-                username,
-                request_date: date,
-                tokens_used: tokens,
-            });
+            let mut row = UsageRow::new(user_id, username, date, tokens);
+            // The first PYTHON_DAYS days are the Python bot's rows (no breakdown, no cost); later
+            // rows carry the breakdown and are priced by the store as gpt-5.4-mini.
+            if d as u64 >= PYTHON_DAYS {
+                let output = tokens / 4;
+                row.input_tokens = Some(tokens - output);
+                row.cached_input_tokens = Some((tokens - output) / 2);
+                row.output_tokens = Some(output);
+                row.reasoning_tokens = Some(output / 2);
+                row.model = Some("gpt-5.4-mini-2026-03-17".to_owned());
+            }
+            store.record_in_background(row);
         }
     }
     store.close(Duration::from_secs(3_600)).await?;

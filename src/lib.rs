@@ -15,6 +15,7 @@ pub mod gate;
 pub mod intake;
 pub mod openai;
 pub mod poll;
+pub mod prices;
 pub mod retry;
 pub mod run;
 pub mod server;

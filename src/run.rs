@@ -48,6 +48,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let options = StoreOptions {
         busy_timeout: config.sqlite_busy_timeout,
         synchronous,
+        prices: std::sync::Arc::new(
+            crate::prices::Prices::load(config.model_prices_file.as_deref())
+                .context("MODEL_PRICES_FILE")?,
+        ),
         ..StoreOptions::default()
     };
     let state = StateStore::open(

@@ -13,7 +13,10 @@ use rusqlite::Connection;
 use serde_json::Value;
 use subgpt::store::usage::{UsageRow, UsageStore};
 use usage_db::{Expected, user_version};
-use viewer::{ago, analytics, csv, expected, json, ok_stdout, python_db, store_db, table, today};
+use viewer::{
+    ago, analytics, csv, expected, json, ok_stdout, python_db, store_db, table, today, usd,
+    usd_cells, usd_csv,
+};
 
 fn check_users_json(users: &Value, e: &Expected) {
     let want: Vec<Value> = e
@@ -21,7 +24,7 @@ fn check_users_json(users: &Value, e: &Expected) {
         .into_iter()
         .map(|(id, u)| {
             serde_json::json!({"user_id": id, "username": u.username, "requests": u.requests, "tokens": u.tokens,
-                               "first_date": u.first, "last_date": u.last})
+                               "cost_usd": usd(e.user_cost[&id]), "first_date": u.first, "last_date": u.last})
         })
         .collect();
     assert_eq!(users, &Value::Array(want));
@@ -32,7 +35,8 @@ fn check_daily_json(daily: &Value, e: &Expected) {
         .days
         .iter()
         .map(|(d, (requests, users, tokens))| {
-            serde_json::json!({"date": d, "requests": requests, "users": users, "tokens": tokens})
+            serde_json::json!({"date": d, "requests": requests, "users": users, "tokens": tokens,
+                               "cost_usd": usd(e.day_cost[d])})
         })
         .collect();
     assert_eq!(daily, &Value::Array(want));
@@ -52,6 +56,7 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
     assert_eq!(info["rows"], e.rows);
     assert_eq!(info["users"], e.users.len() as i64);
     assert_eq!(info["tokens"], e.tokens);
+    assert_eq!(info["cost_usd"], usd(e.cost));
     assert_eq!(info["first_date"], *e.days.keys().next().unwrap());
     assert_eq!(info["last_date"], *e.days.keys().last().unwrap());
     assert_eq!(info["schema_version"], schema_version);
@@ -66,6 +71,7 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
             (&id.into(), &u.requests.into(), &u.tokens.into())
         );
         assert_eq!(got["username"], serde_json::json!(u.username));
+        assert_eq!(got["cost_usd"], usd(e.user_cost[&id]));
         assert_eq!(
             (&got["first_date"], &got["last_date"]),
             (&u.first.clone().into(), &u.last.clone().into())
@@ -74,7 +80,10 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
             .user_days
             .iter()
             .filter(|((uid, _), _)| *uid == id)
-            .map(|((_, d), (r, t))| serde_json::json!({"date": d, "requests": r, "tokens": t}))
+            .map(|((u, d), (r, t))| {
+                let cost = usd(e.user_day_cost[&(*u, d.clone())]);
+                serde_json::json!({"date": d, "requests": r, "tokens": t, "cost_usd": cost})
+            })
             .collect();
         assert_eq!(got["days"], Value::Array(want));
     }
@@ -82,14 +91,14 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
     for d in e.days.keys() {
         let got = json(dir, db, &["date", d]);
         assert_eq!(got["date"], *d);
-        let mut want: Vec<(i64, i64, i64)> = e
+        let mut want: Vec<(i64, i64, i64, Value)> = e
             .user_days
             .iter()
             .filter(|((_, day), _)| day == d)
-            .map(|((u, _), (r, t))| (*u, *r, *t))
+            .map(|((u, day), (r, t))| (*u, *r, *t, usd(e.user_day_cost[&(*u, day.clone())])))
             .collect();
         want.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-        let got: Vec<(i64, i64, i64)> = got["users"]
+        let got: Vec<(i64, i64, i64, Value)> = got["users"]
             .as_array()
             .unwrap()
             .iter()
@@ -98,6 +107,7 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
                     u["user_id"].as_i64().unwrap(),
                     u["requests"].as_i64().unwrap(),
                     u["tokens"].as_i64().unwrap(),
+                    u["cost_usd"].clone(),
                 )
             })
             .collect();
@@ -109,7 +119,7 @@ fn check_all_modes_json(dir: &Path, db: &Path, schema_version: i64, source: &str
 async fn json_of_every_mode_equals_sql_sums() {
     let dir = tempfile::tempdir().unwrap();
     let db = store_db(dir.path()).await;
-    check_all_modes_json(dir.path(), &db, 2, "rollups");
+    check_all_modes_json(dir.path(), &db, 3, "rollups");
 }
 
 #[test]
@@ -144,6 +154,7 @@ async fn csv_quotes_usernames_and_matches_sums() {
             "username",
             "requests",
             "tokens",
+            "cost_usd",
             "first_date",
             "last_date"
         ]
@@ -157,6 +168,7 @@ async fn csv_quotes_usernames_and_matches_sums() {
                 u.username.unwrap(),
                 u.requests.to_string(),
                 u.tokens.to_string(),
+                usd_csv(e.user_cost[&id]),
                 u.first,
                 u.last,
             ]
@@ -170,25 +182,34 @@ async fn csv_quotes_usernames_and_matches_sums() {
     assert!(raw.contains("\"bob, the \"\"builder\"\"\""), "{raw}");
 
     let daily = csv(dir.path(), &db, &["daily"]);
-    assert_eq!(daily[0][0], ["date", "requests", "users", "tokens"]);
+    assert_eq!(
+        daily[0][0],
+        ["date", "requests", "users", "tokens", "cost_usd"]
+    );
     let want: Vec<Vec<String>> = e
         .days
         .iter()
-        .map(|(d, (r, u, t))| vec![d.clone(), r.to_string(), u.to_string(), t.to_string()])
+        .map(|(d, (r, u, t))| {
+            let cost = usd_csv(e.day_cost[d]);
+            vec![d.clone(), r.to_string(), u.to_string(), t.to_string(), cost]
+        })
         .collect();
     assert_eq!(daily[0][1..], want[..]);
 
     let user = csv(dir.path(), &db, &["user", "2"]);
     assert_eq!(user.len(), 2, "totals, then the daily breakdown");
     assert_eq!(user[0][1][3], e.users[&2].tokens.to_string());
-    assert_eq!(user[1][0], ["date", "requests", "tokens"]);
+    assert_eq!(user[1][0], ["date", "requests", "tokens", "cost_usd"]);
     assert_eq!(
         user[1].len() - 1,
         e.user_days.keys().filter(|(u, _)| *u == 2).count()
     );
 
     let day = csv(dir.path(), &db, &["date", &ago(0)]);
-    assert_eq!(day[0][0], ["user_id", "username", "requests", "tokens"]);
+    assert_eq!(
+        day[0][0],
+        ["user_id", "username", "requests", "tokens", "cost_usd"]
+    );
     let total: i64 = day[0][1..]
         .iter()
         .map(|r| r[3].parse::<i64>().unwrap())
@@ -227,16 +248,10 @@ async fn tables_are_aligned_with_numbers_right_aligned() {
     for ((id, u), line) in e.users_by_tokens().into_iter().zip(&lines[2..]) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(fields[0], id.to_string());
-        let n = fields.len();
-        assert_eq!(
-            fields[n - 4..],
-            [
-                u.requests.to_string(),
-                u.tokens.to_string(),
-                u.first,
-                u.last
-            ]
-        );
+        let mut want = vec![u.requests.to_string(), u.tokens.to_string()];
+        want.extend(usd_cells(e.user_cost[&id]));
+        want.extend([u.first.clone(), u.last.clone()]);
+        assert_eq!(fields[fields.len() - want.len()..], want[..]);
         let tok = u.tokens.to_string();
         assert_eq!(
             &line[tokens_end - tok.len()..tokens_end],
@@ -255,7 +270,11 @@ async fn tables_are_aligned_with_numbers_right_aligned() {
     let want: Vec<Vec<String>> = e
         .days
         .iter()
-        .map(|(d, (r, u, t))| vec![d.clone(), r.to_string(), u.to_string(), t.to_string()])
+        .map(|(d, (r, u, t))| {
+            let mut row = vec![d.clone(), r.to_string(), u.to_string(), t.to_string()];
+            row.extend(usd_cells(e.day_cost[d]));
+            row
+        })
         .collect();
     assert_eq!(got, want);
 
@@ -265,7 +284,11 @@ async fn tables_are_aligned_with_numbers_right_aligned() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["rows", &e.rows.to_string()]),
         "{text}"
     );
-    assert!(text.contains("schema version  2"), "{text}");
+    assert!(text.contains("schema version  3"), "{text}");
+    assert!(
+        text.contains("roll-ups        match the raw rows"),
+        "{text}"
+    );
 
     let text = table(dir.path(), &db, &["user", "1"]);
     assert!(
@@ -324,12 +347,7 @@ async fn reads_beside_a_live_store_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.db");
     let store = UsageStore::open(&path).unwrap();
-    let row = UsageRow {
-        user_id: 42,
-        username: "live".into(),
-        request_date: today(),
-        tokens_used: 4242,
-    };
+    let row = UsageRow::new(42, "live", today(), 4242);
     store.record_usage(row).await.unwrap();
     assert!(
         dir.path().join("live.db-wal").exists(),
@@ -371,4 +389,66 @@ async fn chart_writes_a_png_of_the_last_days() {
     ));
     let reader = decoder.read_info().unwrap();
     assert_eq!((reader.info().width, reader.info().height), (1000, 500));
+}
+
+#[tokio::test]
+async fn info_notices_drifted_rollups_and_rebuild_repairs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_db(dir.path()).await;
+    assert_eq!(json(dir.path(), &db, &["info"])["rollups_match"], true);
+
+    // Writes the triggers cannot see: one dropped before an insert, a roll-up edited by hand.
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER usage_rollups_insert;
+         INSERT INTO user_analytics (user_id, username, request_date, tokens_used) VALUES (9, 'ghost', '2025-01-01', 77);
+         UPDATE usage_user SET tokens = tokens + 5 WHERE user_id = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let info = json(dir.path(), &db, &["info"]);
+    assert_eq!(info["rollups_match"], false, "{info}");
+    let problems = info["rollup_problems"].to_string();
+    assert!(
+        problems.contains("trigger usage_rollups_insert is missing"),
+        "{problems}"
+    );
+    assert!(problems.contains("usage_user has"), "{problems}");
+    let text = table(dir.path(), &db, &["info"]);
+    assert!(text.contains("DO NOT match the raw rows"), "{text}");
+    assert!(text.contains("subgpt analytics rebuild"), "{text}");
+
+    // Put the trigger back as a newer binary's migration would, then rebuild.
+    let conn = Connection::open(&db).unwrap();
+    let sql = include_str!("../migrations/0003_cost_and_triggers.sql");
+    let start = sql.find("CREATE TRIGGER usage_rollups_insert").unwrap();
+    let end = start + sql[start..].find("END;").unwrap() + 4;
+    conn.execute_batch(&sql[start..end]).unwrap();
+    drop(conn);
+    let out = ok_stdout(&analytics(
+        dir.path(),
+        &["rebuild", "--db", db.to_str().unwrap()],
+    ));
+    assert!(out.contains("they match the raw rows"), "{out}");
+    assert_eq!(json(dir.path(), &db, &["info"])["rollups_match"], true);
+    usage_db::check_rollups(&db);
+    check_all_modes_json(dir.path(), &db, 3, "rollups");
+}
+
+#[test]
+fn rebuild_refuses_a_database_it_would_have_to_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = python_db(dir.path());
+    let out = analytics(dir.path(), &["rebuild", "--db", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema version 0") && err.contains("subgpt serve"),
+        "{err}"
+    );
+    assert_eq!(
+        user_version(&Connection::open(&db).unwrap()),
+        0,
+        "left untouched"
+    );
 }

@@ -33,7 +33,7 @@ async fn open_creates_parent_directory_and_latest_schema() {
 
     let conn = Connection::open(&path).unwrap();
     assert_eq!(user_version(&conn), LATEST_VERSION);
-    assert_eq!(LATEST_VERSION, 2);
+    assert_eq!(LATEST_VERSION, 3);
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
@@ -72,7 +72,13 @@ async fn open_creates_parent_directory_and_latest_schema() {
             "username",
             "request_date",
             "tokens_used",
-            "created_at"
+            "created_at",
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+            "reasoning_tokens",
+            "model",
+            "cost_micro_usd"
         ]
     );
 }
@@ -202,13 +208,15 @@ async fn upgrades_version_1_database_and_backfills_rollups() {
                 date: day("2025-05-01"),
                 requests: 2,
                 users: 2,
-                tokens: 30
+                tokens: 30,
+                cost_micro_usd: None
             },
             DayTotals {
                 date: day("2025-05-03"),
                 requests: 1,
                 users: 1,
-                tokens: 30
+                tokens: 30,
+                cost_micro_usd: None
             },
         ]
     );

@@ -76,13 +76,15 @@ async fn all_users_usage_by_date_lists_each_user_once() {
                 user_id: 1,
                 username: Some("alice_new".into()),
                 requests: 2,
-                tokens: 160
+                tokens: 160,
+                cost_micro_usd: None
             },
             UserDayUsage {
                 user_id: 2,
                 username: Some("bob".into()),
                 requests: 1,
-                tokens: 40
+                tokens: 40,
+                cost_micro_usd: None
             },
         ]
     );
@@ -138,13 +140,15 @@ async fn daily_totals_counts_distinct_users() {
                 date: day("2025-03-01"),
                 requests: 3,
                 users: 2,
-                tokens: 200
+                tokens: 200,
+                cost_micro_usd: None
             },
             DayTotals {
                 date: day("2025-03-02"),
                 requests: 2,
                 users: 2,
-                tokens: 510
+                tokens: 510,
+                cost_micro_usd: None
             },
         ]
     );

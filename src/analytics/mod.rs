@@ -15,7 +15,7 @@ use chrono::{Days, NaiveDate};
 use clap::{Subcommand, ValueEnum};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::usage::{StoreError, UsageReader, check_is_sqlite, migrate};
+use crate::store::usage::{StoreError, UsageReader, check_is_sqlite, migrate, rollups};
 
 pub use output::{Cell, Table, csv_field, human_bytes};
 
@@ -59,8 +59,11 @@ pub enum Mode {
         /// The day, YYYY-MM-DD.
         date: NaiveDate,
     },
-    /// File path, size, rows, users, date range, schema version.
+    /// File path, size, rows, users, date range, schema version, whether the roll-ups match.
     Info,
+    /// Recomputes the roll-ups from the raw rows (the only mode that writes; safe beside the
+    /// running service, which waits for the lock).
+    Rebuild,
     /// A PNG bar chart of tokens per day (default: the last 30 days).
     Chart {
         /// Where to write the PNG.
@@ -132,12 +135,16 @@ fn execute(args: &Args, out: &mut impl Write) -> Result<(), ViewerError> {
         })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH));
     let today = today()?;
-    let conn = open_read_only(&path).map_err(|e| match e {
+    let opened = |e: StoreError| match e {
         StoreError::MissingFile(_) | StoreError::NotSqlite(_) | StoreError::MissingTable(_) => {
             ViewerError::Usage(e.to_string())
         }
         other => ViewerError::Runtime(format!("{}: {other}", path.display())),
-    })?;
+    };
+    if args.mode == Some(Mode::Rebuild) {
+        return rebuild(&path, out, opened);
+    }
+    let conn = open_read_only(&path).map_err(opened)?;
     let reader = UsageReader::detect(&conn)?;
     let ctx = report::Context {
         path: &path,
@@ -153,10 +160,58 @@ fn execute(args: &Args, out: &mut impl Write) -> Result<(), ViewerError> {
         Mode::User { id } => ctx.user(out, id),
         Mode::Date { date } => ctx.date(out, date),
         Mode::Info => ctx.info(out),
+        Mode::Rebuild => unreachable!("handled before the read-only open"),
         Mode::Chart { out: file } => {
             ctx.chart(out, &file, last_days(today, args.days.unwrap_or(30)))
         }
     }
+}
+
+/// `analytics rebuild`: opens the file read-write (without migrating it), recomputes the
+/// roll-ups in one transaction and checks them.
+fn rebuild(
+    path: &Path,
+    out: &mut impl Write,
+    opened: impl Fn(StoreError) -> ViewerError,
+) -> Result<(), ViewerError> {
+    let mut conn = open_read_only(path).map_err(&opened)?;
+    let version = migrate::schema_version(&conn)?;
+    if version != migrate::LATEST_VERSION {
+        return Err(ViewerError::Usage(format!(
+            "{} is at schema version {version}, this subgpt writes version {}; {}",
+            path.display(),
+            migrate::LATEST_VERSION,
+            if version < migrate::LATEST_VERSION {
+                "start `subgpt serve` (or `poll`) once to migrate it, which also recomputes the roll-ups"
+            } else {
+                "use the newer subgpt that wrote it"
+            }
+        )));
+    }
+    drop(conn);
+    conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| opened(e.into()))?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .map_err(StoreError::from)?;
+    let started = std::time::Instant::now();
+    rollups::rebuild(&mut conn)?;
+    let check = rollups::check(&conn)?;
+    if !check.matches {
+        return Err(ViewerError::Runtime(format!(
+            "roll-ups still differ after the rebuild: {}",
+            check.problems.join("; ")
+        )));
+    }
+    writeln!(
+        out,
+        "rebuilt the roll-ups of {} in {:.2} s; they match the raw rows",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    )?;
+    Ok(())
 }
 
 /// `today - (n - 1) ..= today`.

@@ -9,6 +9,9 @@ pub enum Cell {
     Text(String),
     /// A right-aligned integer.
     Num(i64),
+    /// A right-aligned cost in millionths of a dollar: `$1.23` for people, `1.234567` in CSV,
+    /// empty when unknown (no row of the group has a cost; unknown is not $0).
+    Usd(Option<i64>),
 }
 
 impl Cell {
@@ -16,6 +19,16 @@ impl Cell {
         match self {
             Cell::Text(s) => s.clone(),
             Cell::Num(n) => n.to_string(),
+            Cell::Usd(micro) => crate::prices::usd_text(*micro).unwrap_or_default(),
+        }
+    }
+
+    fn render_csv(&self) -> String {
+        match self {
+            Cell::Usd(micro) => micro
+                .map(|m| (m as f64 / 1e6).to_string())
+                .unwrap_or_default(),
+            other => other.render(),
         }
     }
 }
@@ -83,7 +96,7 @@ impl Table {
             .map(|i| {
                 self.rows
                     .first()
-                    .is_some_and(|r| matches!(r[i], Cell::Num(_)))
+                    .is_some_and(|r| matches!(r[i], Cell::Num(_) | Cell::Usd(_)))
             })
             .collect();
         let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
@@ -117,7 +130,7 @@ impl Table {
         let header: Vec<String> = self.headers.iter().map(|h| csv_field(h)).collect();
         writeln!(out, "{}", header.join(","))?;
         for row in &self.rows {
-            let fields: Vec<String> = row.iter().map(|c| csv_field(&c.render())).collect();
+            let fields: Vec<String> = row.iter().map(|c| csv_field(&c.render_csv())).collect();
             writeln!(out, "{}", fields.join(","))?;
         }
         Ok(())
@@ -187,6 +200,24 @@ mod tests {
         assert_eq!(lines[0], "name       tokens");
         assert_eq!(lines[2], "bob             5");
         assert_eq!(lines[3], "alexandra   12345");
+    }
+
+    #[test]
+    fn costs_are_cents_for_people_and_dollars_in_csv() {
+        let mut t = Table::new(&["user", "cost_usd"]);
+        t.push(vec!["a".into(), Cell::Usd(Some(1_234_567))]);
+        t.push(vec!["b".into(), Cell::Usd(None)]);
+        let mut text = Vec::new();
+        t.write_text(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(text.lines().nth(2), Some("a        $1.23"));
+        assert_eq!(text.lines().nth(3), Some("b"));
+        let mut csv = Vec::new();
+        t.write_csv(&mut csv).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "user,cost_usd\na,1.234567\nb,\n"
+        );
     }
 
     #[test]

@@ -10,9 +10,10 @@ use serde::Serialize;
 use super::output::{Cell, Table, human_bytes, write_pairs};
 use super::{Format, ViewerError};
 use crate::chart::daily_tokens_png;
+use crate::prices::usd_text;
 use crate::store::usage::{
     DayTotals, Source, UsageReader, UserDayUsage, UserTotals, UserUsageStats, dense_daily_tokens,
-    migrate,
+    migrate, rollups,
 };
 
 type Window = Option<(NaiveDate, NaiveDate)>;
@@ -34,10 +35,16 @@ struct Info {
     rows: i64,
     users: i64,
     tokens: i64,
+    /// Sum of the known costs (null when no row has one).
+    cost_usd: Option<f64>,
     first_date: Option<NaiveDate>,
     last_date: Option<NaiveDate>,
     schema_version: i64,
     source: &'static str,
+    /// Whether the roll-ups equal the raw rows; null when there are none (raw rows are read).
+    rollups_match: Option<bool>,
+    /// What differs, when they do not.
+    rollup_problems: Vec<String>,
 }
 
 /// `all` as one JSON document.
@@ -63,6 +70,10 @@ impl Context<'_> {
     fn gather_info(&self) -> Result<Info, ViewerError> {
         let summary = self.reader.summary()?;
         let size_bytes = std::fs::metadata(self.path)?.len();
+        let check = match self.reader.source() {
+            Source::Rollups => Some(rollups::check(self.conn)?),
+            Source::Raw => None,
+        };
         Ok(Info {
             path: self.path.display().to_string(),
             size_bytes,
@@ -70,6 +81,7 @@ impl Context<'_> {
             rows: summary.rows,
             users: summary.users,
             tokens: summary.tokens,
+            cost_usd: summary.cost_micro_usd.map(|m| m as f64 / 1e6),
             first_date: summary.first_date,
             last_date: summary.last_date,
             schema_version: migrate::schema_version(self.conn)?,
@@ -77,6 +89,8 @@ impl Context<'_> {
                 Source::Rollups => "rollups",
                 Source::Raw => "raw rows",
             },
+            rollups_match: check.as_ref().map(|c| c.matches),
+            rollup_problems: check.map(|c| c.problems).unwrap_or_default(),
         })
     }
 
@@ -140,12 +154,13 @@ impl Context<'_> {
         if stats.days.is_empty() {
             eprintln!("subgpt analytics: no usage recorded for user {user_id}");
         }
-        let mut days = Table::new(&["date", "requests", "tokens"]);
+        let mut days = Table::new(&["date", "requests", "tokens", "cost_usd"]);
         for d in &stats.days {
             days.push(vec![
                 d.date.to_string().into(),
                 d.requests.into(),
                 d.tokens.into(),
+                Cell::Usd(d.cost_micro_usd),
             ]);
         }
         match self.format {
@@ -183,7 +198,18 @@ impl Context<'_> {
             Format::Csv => table.write_csv(out)?,
             Format::Table => {
                 let tokens: i64 = users.iter().map(|u| u.tokens).sum();
-                writeln!(out, "{date}: {} users, {tokens} tokens", users.len())?;
+                let cost = users
+                    .iter()
+                    .filter_map(|u| u.cost_micro_usd)
+                    .reduce(|a, b| a + b);
+                match usd_text(cost) {
+                    Some(cost) => writeln!(
+                        out,
+                        "{date}: {} users, {tokens} tokens, {cost}",
+                        users.len()
+                    )?,
+                    None => writeln!(out, "{date}: {} users, {tokens} tokens", users.len())?,
+                }
                 table.write_text(out)?;
             }
         }
@@ -211,7 +237,14 @@ impl Context<'_> {
         let (from, to) = window;
         let totals = self.reader.daily_totals(Some(from), Some(to))?;
         let days = dense_daily_tokens(&totals, from, to);
-        let title = format!("Tokens per day, {from} to {to}");
+        let cost = totals
+            .iter()
+            .filter_map(|d| d.cost_micro_usd)
+            .reduce(|a, b| a + b);
+        let title = match usd_text(cost) {
+            Some(cost) => format!("Tokens per day, {from} to {to}, cost {cost}"),
+            None => format!("Tokens per day, {from} to {to}"),
+        };
         let png = daily_tokens_png(&days, &title).map_err(to_runtime)?;
         std::fs::write(file, &png)
             .map_err(|e| ViewerError::Runtime(format!("{}: {e}", file.display())))?;
@@ -245,6 +278,18 @@ fn to_runtime(e: impl std::fmt::Display) -> ViewerError {
     ViewerError::Runtime(e.to_string())
 }
 
+/// What `info` says about the roll-ups, for people.
+fn rollups_text(info: &Info) -> String {
+    match info.rollups_match {
+        None => "none (the raw rows are read; `subgpt serve` adds them)".to_owned(),
+        Some(true) => "match the raw rows".to_owned(),
+        Some(false) => format!(
+            "DO NOT match the raw rows ({}); run `subgpt analytics rebuild`",
+            info.rollup_problems.join("; ")
+        ),
+    }
+}
+
 fn info_pairs(info: &Info) -> Vec<(&'static str, String)> {
     vec![
         ("path", info.path.clone()),
@@ -252,10 +297,16 @@ fn info_pairs(info: &Info) -> Vec<(&'static str, String)> {
         ("rows", info.rows.to_string()),
         ("users", info.users.to_string()),
         ("tokens", info.tokens.to_string()),
+        (
+            "cost",
+            usd_text(info.cost_usd.map(|c| (c * 1e6).round() as i64))
+                .unwrap_or_else(|| "unknown".to_owned()),
+        ),
         ("first day", date_text(info.first_date)),
         ("last day", date_text(info.last_date)),
         ("schema version", info.schema_version.to_string()),
         ("read from", info.source.to_owned()),
+        ("roll-ups", rollups_text(info)),
     ]
 }
 
@@ -266,10 +317,12 @@ fn info_table(info: &Info) -> Table {
         "rows",
         "users",
         "tokens",
+        "cost_usd",
         "first_date",
         "last_date",
         "schema_version",
         "source",
+        "rollups_match",
     ]);
     t.push(vec![
         info.path.clone().into(),
@@ -277,19 +330,22 @@ fn info_table(info: &Info) -> Table {
         info.rows.into(),
         info.users.into(),
         info.tokens.into(),
+        Cell::Usd(info.cost_usd.map(|c| (c * 1e6).round() as i64)),
         info.first_date.map(|d| d.to_string()).into(),
         info.last_date.map(|d| d.to_string()).into(),
         info.schema_version.into(),
         info.source.into(),
+        info.rollups_match.map(|m| m.to_string()).into(),
     ]);
     t
 }
 
-const USER_HEADERS: [&str; 6] = [
+const USER_HEADERS: [&str; 7] = [
     "user_id",
     "username",
     "requests",
     "tokens",
+    "cost_usd",
     "first_date",
     "last_date",
 ];
@@ -297,7 +353,7 @@ const USER_HEADERS: [&str; 6] = [
 fn user_cells(
     user_id: i64,
     username: &Option<String>,
-    (requests, tokens): (i64, i64),
+    (requests, tokens, cost): (i64, i64, Option<i64>),
     (first, last): (Option<NaiveDate>, Option<NaiveDate>),
 ) -> Vec<Cell> {
     let day = |d: Option<NaiveDate>| Cell::from(d.map(|d| d.to_string()));
@@ -306,6 +362,7 @@ fn user_cells(
         username.clone().into(),
         requests.into(),
         tokens.into(),
+        Cell::Usd(cost),
         day(first),
         day(last),
     ]
@@ -317,7 +374,7 @@ fn users_table(users: &[UserTotals]) -> Table {
         t.push(user_cells(
             u.user_id,
             &u.username,
-            (u.requests, u.tokens),
+            (u.requests, u.tokens, u.cost_micro_usd),
             (Some(u.first_date), Some(u.last_date)),
         ));
     }
@@ -325,26 +382,28 @@ fn users_table(users: &[UserTotals]) -> Table {
 }
 
 fn daily_table(days: &[DayTotals]) -> Table {
-    let mut t = Table::new(&["date", "requests", "users", "tokens"]);
+    let mut t = Table::new(&["date", "requests", "users", "tokens", "cost_usd"]);
     for d in days {
         t.push(vec![
             d.date.to_string().into(),
             d.requests.into(),
             d.users.into(),
             d.tokens.into(),
+            Cell::Usd(d.cost_micro_usd),
         ]);
     }
     t
 }
 
 fn day_users_table(users: &[UserDayUsage]) -> Table {
-    let mut t = Table::new(&["user_id", "username", "requests", "tokens"]);
+    let mut t = Table::new(&["user_id", "username", "requests", "tokens", "cost_usd"]);
     for u in users {
         t.push(vec![
             u.user_id.into(),
             u.username.clone().into(),
             u.requests.into(),
             u.tokens.into(),
+            Cell::Usd(u.cost_micro_usd),
         ]);
     }
     t
@@ -356,6 +415,10 @@ fn user_pairs(s: &UserUsageStats) -> Vec<(&'static str, String)> {
         ("username", s.username.clone().unwrap_or_default()),
         ("requests", s.requests.to_string()),
         ("tokens", s.tokens.to_string()),
+        (
+            "cost",
+            usd_text(s.cost_micro_usd).unwrap_or_else(|| "unknown".to_owned()),
+        ),
         ("first day", date_text(s.first_date)),
         ("last day", date_text(s.last_date)),
     ]
@@ -366,7 +429,7 @@ fn user_totals_table(s: &UserUsageStats) -> Table {
     t.push(user_cells(
         s.user_id,
         &s.username,
-        (s.requests, s.tokens),
+        (s.requests, s.tokens, s.cost_micro_usd),
         (s.first_date, s.last_date),
     ));
     t

@@ -156,11 +156,12 @@ impl App {
         match result {
             Ok(reply) => {
                 tracing::info!(
-                    tokens = reply.total_tokens,
+                    tokens = reply.usage.and_then(|u| u.total_tokens()),
+                    model = reply.model.as_deref(),
                     ms = started.elapsed().as_millis() as u64,
                     "answered"
                 );
-                self.record_usage(user, reply.total_tokens);
+                self.record_usage(user, &reply);
                 self.send_markdown(chat, &reply.text).await;
             }
             Err(e) => {

@@ -4,6 +4,8 @@ use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::App;
+use crate::openai::Reply;
+use crate::prices::usd_text;
 use crate::store::usage::{UsageRow, dense_daily_tokens};
 use crate::telegram::User;
 use crate::telegram::format::escape_html;
@@ -51,15 +53,30 @@ pub fn grouped(n: i64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
+/// `12 345 tokens ($0.42)`, or just the tokens when no row of them has a known cost.
+pub fn tokens_and_cost(tokens: i64, cost_micro_usd: Option<i64>) -> String {
+    match usd_text(cost_micro_usd) {
+        Some(cost) => format!("{} ({cost})", count(tokens, "token")),
+        None => count(tokens, "token"),
+    }
+}
+
+/// Converts a reported count for the store (it keeps signed integers).
+fn stored(n: Option<u64>) -> Option<i64> {
+    n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// `n` and the noun, plural unless `n` is 1: `2 users`, `1 request`.
 pub fn count(n: i64, noun: &str) -> String {
     format!("{} {noun}{}", grouped(n), if n == 1 { "" } else { "s" })
 }
 
 impl App {
-    /// Hands the answer's cost to the usage writer; never waits, never fails the answer.
-    pub(super) fn record_usage(&self, user: &User, tokens: Option<u64>) {
-        let tokens = tokens.unwrap_or_else(|| {
+    /// Hands the answer's usage to the usage writer (which prices it); never waits, never
+    /// fails the answer.
+    pub(super) fn record_usage(&self, user: &User, reply: &Reply) {
+        let usage = reply.usage.unwrap_or_default();
+        let tokens = usage.total_tokens().unwrap_or_else(|| {
             tracing::warn!("the upstream reported no token usage; recording 0");
             metrics::counter!("subgpt_usage_missing_total").increment(1);
             0
@@ -69,6 +86,12 @@ impl App {
             username: user.display_name(),
             request_date: today(self.config.analytics_timezone),
             tokens_used: i64::try_from(tokens).unwrap_or(i64::MAX),
+            input_tokens: stored(usage.input),
+            output_tokens: stored(usage.output),
+            cached_input_tokens: stored(usage.cached_input),
+            reasoning_tokens: stored(usage.reasoning),
+            model: reply.model.clone(),
+            cost_micro_usd: None,
         });
     }
 
@@ -99,21 +122,22 @@ impl App {
         let tz = self.config.analytics_timezone;
         let day = today(tz);
         let month_start = day.with_day(1).unwrap_or(day);
-        let (today_used, month, total) = tokio::join!(
-            self.usage.user_daily_usage(user.id, day),
-            self.usage.user_usage_between(user.id, month_start, day),
-            self.usage.user_total_usage(user.id),
+        let (today_spend, month, total) = tokio::join!(
+            self.usage.user_spend(user.id, Some(day), Some(day)),
+            self.usage.user_spend(user.id, Some(month_start), Some(day)),
+            self.usage.user_spend(user.id, None, None),
         );
-        let (Ok(today_used), Ok(month), Ok(total)) = (today_used, month, total) else {
+        let (Ok(today_spend), Ok(month), Ok(total)) = (today_spend, month, total) else {
             self.apologise(chat, &"the usage database could not be read")
                 .await;
             return;
         };
+        let today_used = today_spend.tokens;
         let mut text = format!(
-            "<b>Your usage</b>\nToday: {} tokens\nThis month: {} tokens\nIn total: {} tokens",
-            grouped(today_used),
-            grouped(month),
-            grouped(total)
+            "<b>Your usage</b>\nToday: {}\nThis month: {}\nIn total: {}",
+            tokens_and_cost(today_spend.tokens, today_spend.cost_micro_usd),
+            tokens_and_cost(month.tokens, month.cost_micro_usd),
+            tokens_and_cost(total.tokens, total.cost_micro_usd)
         );
         let limit = self.config.daily_token_limit;
         if self.config.is_admin(user.id) && limit > 0 {
@@ -151,17 +175,23 @@ impl App {
             return;
         };
         let today_row = days.iter().find(|d| d.date == to);
-        let (requests, tokens): (i64, i64) = days
+        let requests: i64 = days.iter().map(|d| d.requests).sum();
+        let tokens: i64 = days.iter().map(|d| d.tokens).sum();
+        let cost = days
             .iter()
-            .fold((0, 0), |(r, t), d| (r + d.requests, t + d.tokens));
+            .filter_map(|d| d.cost_micro_usd)
+            .fold(None, |acc: Option<i64>, c| Some(acc.unwrap_or(0) + c));
         let mut text = format!(
             "<b>Usage statistics</b> ({})\n\n<b>Today</b>: {}, {}, {}\n<b>Last {STATS_DAYS} days</b>: {}, {}, {}\n",
             tz.name(),
             count(today_row.map_or(0, |d| d.requests), "request"),
             count(today_row.map_or(0, |d| d.users), "user"),
-            count(today_row.map_or(0, |d| d.tokens), "token"),
+            tokens_and_cost(
+                today_row.map_or(0, |d| d.tokens),
+                today_row.and_then(|d| d.cost_micro_usd)
+            ),
             count(requests, "request"),
-            count(tokens, "token"),
+            tokens_and_cost(tokens, cost),
             count(users.len() as i64, "active user"),
         );
         let top = &users[..users.len().min(TOP_USERS)];
@@ -177,14 +207,20 @@ impl App {
                     i + 1,
                     escape_html(&name),
                     u.user_id,
-                    count(u.tokens, "token"),
+                    tokens_and_cost(u.tokens, u.cost_micro_usd),
                     count(u.requests, "request")
                 ));
             }
         }
         self.say(chat, &text).await;
         let series = dense_daily_tokens(&days, from, to);
-        let title = format!("Tokens per day, last {STATS_DAYS} days ({})", tz.name());
+        let title = match usd_text(cost) {
+            Some(cost) => format!(
+                "Tokens per day, last {STATS_DAYS} days ({}), cost {cost}",
+                tz.name()
+            ),
+            None => format!("Tokens per day, last {STATS_DAYS} days ({})", tz.name()),
+        };
         match crate::chart::daily_tokens_png(&series, &title) {
             Ok(png) => {
                 let name = format!("tokens-{to}.png");

@@ -92,7 +92,8 @@ impl ChatConversations {
             .await?;
         Ok(Reply {
             text: answer,
-            total_tokens: completion.usage.and_then(|u| u.total_tokens),
+            usage: completion.usage,
+            model: completion.model.clone(),
         })
     }
 

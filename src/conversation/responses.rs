@@ -139,7 +139,8 @@ impl ResponsesConversations {
         }
         Ok(Reply {
             text,
-            total_tokens: response.usage.and_then(|u| u.total_tokens),
+            usage: response.usage,
+            model: response.model,
         })
     }
 

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{OpenAi, OpenAiError, Usage};
+use super::{OpenAi, OpenAiError, TokenUsage};
 
 /// `POST /chat/completions` body (CreateChatCompletionRequest, the fields the bot sets).
 #[derive(Serialize)]
@@ -25,7 +25,10 @@ pub struct Completion {
     #[serde(default)]
     choices: Vec<Choice>,
     #[serde(default)]
-    pub usage: Option<Usage>,
+    pub usage: Option<TokenUsage>,
+    /// The model that answered, as the upstream names it.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -7,9 +7,11 @@ mod error;
 mod http;
 pub mod responses;
 pub mod stream;
+mod usage;
 
 pub use error::{ApiError, OpenAiError};
 pub use http::OpenAi;
+pub use usage::TokenUsage;
 
 /// Who said a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,17 +38,12 @@ pub struct Turn {
     pub text: String,
 }
 
-/// The `usage` object of a response or completion (the fields the bot reads).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct Usage {
-    #[serde(default)]
-    pub total_tokens: Option<u64>,
-}
-
 /// The model's answer and what it cost.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub text: String,
-    /// `usage.total_tokens`, when the upstream reported it.
-    pub total_tokens: Option<u64>,
+    /// The upstream's `usage`, when it reported one.
+    pub usage: Option<TokenUsage>,
+    /// The model the upstream says answered (its `model` field, often a dated snapshot).
+    pub model: Option<String>,
 }

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{OpenAi, OpenAiError, Role, Turn, Usage};
+use super::{OpenAi, OpenAiError, Role, TokenUsage, Turn};
 
 /// `POST /responses` body (CreateResponse, the fields the bot sets).
 #[derive(Serialize)]
@@ -34,7 +34,10 @@ pub struct ResponseObject {
     #[serde(default)]
     pub output: Vec<Value>,
     #[serde(default)]
-    pub usage: Option<Usage>,
+    pub usage: Option<TokenUsage>,
+    /// The model that answered, as the upstream names it.
+    #[serde(default)]
+    pub model: Option<String>,
     #[serde(default)]
     pub error: Option<Value>,
     #[serde(default)]

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::chat::ChatRequest;
 use super::responses::CreateResponse;
-use super::{OpenAi, OpenAiError, Usage};
+use super::{OpenAi, OpenAiError, TokenUsage};
 
 /// What a stream says, as far as the bot cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +25,7 @@ pub enum StreamEvent {
     Delta(String),
     /// The answer is complete (`response.completed`, or the chat stream's `[DONE]`), with the
     /// usage when the upstream reported it.
-    Completed { usage: Option<Usage> },
+    Completed { usage: Option<TokenUsage> },
 }
 
 type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
@@ -44,7 +44,7 @@ pub struct AnswerStream {
     /// Responses: the `sequence_number` of the last event read (for `starting_after`).
     last_sequence: Option<u64>,
     /// Chat: the usage chunk, kept until `[DONE]`.
-    usage: Option<Usage>,
+    usage: Option<TokenUsage>,
     done: bool,
 }
 
@@ -93,7 +93,7 @@ struct ChatChunk {
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<TokenUsage>,
 }
 
 #[derive(Deserialize)]
@@ -340,8 +340,11 @@ data: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\
                         id: "resp_1".into()
                     },
                     StreamEvent::Completed {
-                        usage: Some(Usage {
-                            total_tokens: Some(9)
+                        usage: Some(TokenUsage {
+                            input: Some(5),
+                            output: Some(4),
+                            total: Some(9),
+                            ..TokenUsage::default()
                         })
                     }
                 ]
@@ -392,8 +395,11 @@ data: [DONE]\n\n";
             assert_eq!(
                 events,
                 vec![StreamEvent::Completed {
-                    usage: Some(Usage {
-                        total_tokens: Some(5)
+                    usage: Some(TokenUsage {
+                        input: Some(3),
+                        output: Some(2),
+                        total: Some(5),
+                        ..TokenUsage::default()
                     })
                 }]
             );

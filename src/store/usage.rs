@@ -1,11 +1,14 @@
 //! The usage store: one row per answered message in SQLite, plus roll-ups for fast reads.
 //!
 //! Reads run on a blocking pool through [`blocking`]; writes go to one writer task that
-//! group-commits whatever is queued (see `writer`). Nothing here ever stores message text.
+//! group-commits whatever is queued (see `writer`); triggers in the file keep the roll-ups
+//! equal to the raw rows (see `rollups`). Each row's cost is priced as it is handed over.
+//! Nothing here ever stores message text.
 
 mod error;
 pub mod migrate;
 pub mod queries;
+pub mod rollups;
 mod types;
 mod writer;
 
@@ -25,9 +28,11 @@ use tracing::error;
 pub use error::StoreError;
 pub use queries::{Source, UsageReader};
 pub use types::{
-    DayTotals, DayUsage, UsageRow, UsageSummary, UserDayUsage, UserTotals, UserUsageStats,
+    DayTotals, DayUsage, Spend, UsageRow, UsageSummary, UserDayUsage, UserTotals, UserUsageStats,
     dense_daily_tokens,
 };
+
+use crate::prices::{Prices, Tokens};
 
 use writer::{Job, Writer, WriterConfig};
 
@@ -59,6 +64,8 @@ pub struct StoreOptions {
     /// Commit durability: `Normal` by default (SQLite's advice for WAL), which is about twice as
     /// fast as `Full` here; a power loss may lose the last commits, a crash of the process does not.
     pub synchronous: Synchronous,
+    /// Prices a row's cost when the caller gave its model and token breakdown but no cost.
+    pub prices: Arc<Prices>,
 }
 
 impl Default for StoreOptions {
@@ -70,6 +77,7 @@ impl Default for StoreOptions {
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             synchronous: Synchronous::Normal,
+            prices: Arc::new(Prices::built_in()),
         }
     }
 }
@@ -83,6 +91,7 @@ pub struct UsageStore {
 struct Inner {
     path: PathBuf,
     pool: Pool,
+    prices: Arc<Prices>,
     tx: mpsc::UnboundedSender<Job>,
     pending: Arc<AtomicUsize>,
     failures: Arc<AtomicU64>,
@@ -176,6 +185,7 @@ impl UsageStore {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 pool,
+                prices: options.prices,
                 tx,
                 pending,
                 failures,
@@ -191,7 +201,31 @@ impl UsageStore {
         &self.inner.path
     }
 
-    fn enqueue(&self, row: UsageRow, done: Option<oneshot::Sender<()>>) -> Result<(), UsageRow> {
+    /// Fills in the cost from the price table in force now, so history keeps its day's price.
+    fn price(&self, row: &mut UsageRow) {
+        if row.cost_micro_usd.is_some() {
+            return;
+        }
+        let (Some(model), Some(input), Some(output)) =
+            (&row.model, row.input_tokens, row.output_tokens)
+        else {
+            return;
+        };
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let tokens = Tokens {
+            input: count(input),
+            cached_input: count(row.cached_input_tokens.unwrap_or(0)),
+            output: count(output),
+        };
+        row.cost_micro_usd = self.inner.prices.cost_micro_usd(model, tokens);
+    }
+
+    fn enqueue(
+        &self,
+        mut row: UsageRow,
+        done: Option<oneshot::Sender<()>>,
+    ) -> Result<(), UsageRow> {
+        self.price(&mut row);
         let now = self.inner.pending.fetch_add(1, Ordering::AcqRel) + 1;
         metrics::gauge!("subgpt_usage_rows_pending").set(now as f64);
         self.inner.tx.send(Job { row, done }).map_err(|e| {
@@ -252,6 +286,21 @@ impl UsageStore {
     ) -> Result<i64, StoreError> {
         self.read(move |r| r.user_tokens_between(user_id, from, to))
             .await
+    }
+
+    /// Tokens and cost of `user_id` from `from` to `to` (`None` = no bound), e.g. for `/usage`.
+    pub async fn user_spend(
+        &self,
+        user_id: i64,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Spend, StoreError> {
+        self.read(move |r| r.user_spend(user_id, from, to)).await
+    }
+
+    /// Whether the roll-ups equal the raw rows (totals compared; see [`rollups::check`]).
+    pub async fn check_rollups(&self) -> Result<rollups::RollupCheck, StoreError> {
+        blocking(&self.inner.pool, |conn| rollups::check(conn)).await
     }
 
     /// Every user's requests and tokens on `date`, most tokens first.

@@ -46,6 +46,12 @@ pub struct OpenAiState {
     pub fail_always: Option<u16>,
     /// Leave `usage` out of answers.
     pub omit_usage: bool,
+    /// Input tokens reported as read from the prompt cache (at most the input).
+    pub cached_tokens: u64,
+    /// Reasoning tokens reported, on top of the answer's own output tokens.
+    pub reasoning_tokens: u64,
+    /// The `model` the answers say they came from; the request's model when `None`.
+    pub model_reported: Option<String>,
     /// Requests being served right now (background responses not finished included).
     pub in_flight: usize,
     /// Responses by id, as `GET /responses/{id}` shows them now.
@@ -96,6 +102,9 @@ impl FakeOpenAi {
             fail_next: VecDeque::new(),
             fail_always: None,
             omit_usage: false,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            model_reported: None,
             in_flight: 0,
             responses: HashMap::new(),
             response_gets: 0,
@@ -365,6 +374,8 @@ fn finish_response(
     s.next_id += 2;
     let omit_usage = s.omit_usage;
     let (input, output) = (input.to_string(), output.to_string());
+    let (cached, reasoning) = (s.cached_tokens, s.reasoning_tokens);
+    let model = reported_model(s, body);
     if let Some(items) = s.conversations.get_mut(conversation) {
         items.push(Item {
             id: format!("msg_{n:08}"),
@@ -377,12 +388,14 @@ fn finish_response(
             text: output.clone(),
         });
     }
-    let total = tokens_for(&input, &output);
-    let usage = json!({"input_tokens": 10 + input.chars().count(), "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": output.chars().count(), "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": total});
+    let input_tokens = 10 + input.chars().count() as u64;
+    let output_tokens = output.chars().count() as u64 + reasoning;
+    let usage = json!({"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached.min(input_tokens)},
+        "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": input_tokens + output_tokens});
     let mut response = json!({
         "id": format!("resp_{n:08}"), "object": "response", "created_at": 1_760_000_000, "status": "completed",
-        "model": body["model"], "conversation": {"id": conversation},
+        "model": model, "conversation": {"id": conversation},
         "output": [{"type": "message", "id": format!("msg_{:08}", n + 1), "status": "completed", "role": "assistant",
                     "content": [{"type": "output_text", "text": output, "annotations": []}]}],
         "usage": usage,
@@ -413,14 +426,36 @@ async fn chat_completion(
         .iter()
         .map(|m| m["content"].as_str().unwrap_or("").chars().count())
         .sum();
-    let total = tokens_for(&input, &output);
+    let (cached, reasoning, model) = {
+        let s = state.lock();
+        (
+            s.cached_tokens,
+            s.reasoning_tokens,
+            reported_model(&s, &body),
+        )
+    };
+    let base = tokens_for(&input, &output);
+    let total = base + reasoning;
+    let prompt = prompt as u64;
+    // Completion tokens include the reasoning ones, as OpenAI counts them.
+    let completion = base.saturating_sub(prompt) + reasoning;
     axum::Json(json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_760_000_000, "model": body["model"],
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_760_000_000, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": output, "refusal": null, "annotations": []},
                      "logprobs": null, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": total.saturating_sub(prompt as u64), "total_tokens": total},
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
+                  "prompt_tokens_details": {"cached_tokens": cached.min(prompt), "audio_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
+                                                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
     }))
     .into_response()
+}
+
+/// What the answer says its model was: the configured report, else the request's model.
+fn reported_model(s: &OpenAiState, body: &Value) -> Value {
+    s.model_reported
+        .as_ref()
+        .map_or_else(|| body["model"].clone(), |m| Value::String(m.clone()))
 }
 
 async fn get_model(headers: HeaderMap, Path(model): Path<String>) -> Response {

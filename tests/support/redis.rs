@@ -9,13 +9,19 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Where the server may write (with `CONFIG SET appendonly yes`), not the repository.
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
     /// Starts a fresh server (no persistence) and waits until it answers PING.
     pub fn start() -> RedisServer {
         let port = super::free_port();
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
         server.spawn();
         server
     }
@@ -36,7 +42,9 @@ impl RedisServer {
                 "",
                 "--appendonly",
                 "no",
+                "--dir",
             ])
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

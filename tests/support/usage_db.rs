@@ -66,13 +66,37 @@ pub struct Expected {
     pub days: BTreeMap<String, (i64, i64, i64)>,
     /// (user, day) → (requests, tokens)
     pub user_days: BTreeMap<(i64, String), (i64, i64)>,
+    /// Sum of the known costs (µUSD) of all rows, per user, per day, per (user, day); `None`
+    /// where no row of the group has a cost.
+    pub cost: Option<i64>,
+    pub user_cost: BTreeMap<i64, Option<i64>>,
+    pub day_cost: BTreeMap<String, Option<i64>>,
+    pub user_day_cost: BTreeMap<(i64, String), Option<i64>>,
+}
+
+/// Adds a known cost to a sum that may still be unknown.
+fn add_cost(sum: &mut Option<i64>, cost: Option<i64>) {
+    if let Some(c) = cost {
+        *sum = Some(sum.unwrap_or(0) + c);
+    }
 }
 
 impl Expected {
     /// Reads every raw row in id order and sums in Rust.
     pub fn from_raw(conn: &Connection) -> Self {
-        let mut stmt =
-            conn.prepare("SELECT user_id, username, request_date, tokens_used FROM user_analytics ORDER BY id").unwrap();
+        let has_cost: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('user_analytics') WHERE name = 'cost_micro_usd'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let cost = if has_cost { "cost_micro_usd" } else { "NULL" };
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT user_id, username, request_date, tokens_used, {cost} FROM user_analytics ORDER BY id"
+            ))
+            .unwrap();
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -80,15 +104,23 @@ impl Expected {
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
                 ))
             })
             .unwrap();
         let mut e = Expected::default();
         let mut day_users: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
         for row in rows {
-            let (user, name, day, tokens) = row.unwrap();
+            let (user, name, day, tokens, cost) = row.unwrap();
             e.rows += 1;
             e.tokens += tokens;
+            add_cost(&mut e.cost, cost);
+            add_cost(e.user_cost.entry(user).or_default(), cost);
+            add_cost(e.day_cost.entry(day.clone()).or_default(), cost);
+            add_cost(
+                e.user_day_cost.entry((user, day.clone())).or_default(),
+                cost,
+            );
             let u = e.users.entry(user).or_insert_with(|| UserSum {
                 username: None,
                 requests: 0,
@@ -163,6 +195,34 @@ impl Expected {
             .map(Result::unwrap)
             .collect();
         assert_eq!(users, self.users, "usage_user");
+        let costs = |sql: &str| -> Vec<Option<i64>> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let known = "CASE WHEN costed > 0 THEN cost_micro_usd END";
+        assert_eq!(
+            costs(&format!(
+                "SELECT {known} FROM usage_daily ORDER BY request_date"
+            )),
+            self.day_cost.values().copied().collect::<Vec<_>>(),
+            "usage_daily cost"
+        );
+        assert_eq!(
+            costs(&format!("SELECT {known} FROM usage_user ORDER BY user_id")),
+            self.user_cost.values().copied().collect::<Vec<_>>(),
+            "usage_user cost"
+        );
+        assert_eq!(
+            costs(&format!(
+                "SELECT {known} FROM usage_user_daily ORDER BY user_id, request_date"
+            )),
+            self.user_day_cost.values().copied().collect::<Vec<_>>(),
+            "usage_user_daily cost"
+        );
     }
 }
 
@@ -197,12 +257,7 @@ pub fn day(s: &str) -> NaiveDate {
 }
 
 pub fn row(user_id: i64, username: &str, date: &str, tokens: i64) -> UsageRow {
-    UsageRow {
-        user_id,
-        username: username.to_owned(),
-        request_date: day(date),
-        tokens_used: tokens,
-    }
+    UsageRow::new(user_id, username, day(date), tokens)
 }
 
 /// Options for tests: a short busy timeout and quick retries, so lock-outs show up fast.

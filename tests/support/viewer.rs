@@ -41,12 +41,20 @@ pub async fn store_db(dir: &Path) -> PathBuf {
     let path = dir.join("data/usage.db");
     let store = UsageStore::open(&path).unwrap();
     for (user_id, name, days_ago, tokens) in sample() {
-        let row = UsageRow {
+        let mut row = UsageRow::new(
             user_id,
-            username: name.unwrap().to_owned(),
-            request_date: today() - Days::new(days_ago),
-            tokens_used: tokens,
-        };
+            name.unwrap(),
+            today() - Days::new(days_ago),
+            tokens,
+        );
+        if days_ago == 0 {
+            // Today's answers came from the new service: a breakdown and a model, so a cost;
+            // older ones stay without, as the Python bot wrote them.
+            row.input_tokens = Some(tokens - tokens / 3);
+            row.cached_input_tokens = Some(tokens / 4);
+            row.output_tokens = Some(tokens / 3);
+            row.model = Some("gpt-5.4-mini".into());
+        }
         store.record_usage(row).await.unwrap();
     }
     store.close(Duration::from_secs(5)).await.unwrap();
@@ -80,6 +88,23 @@ pub fn analytics(cwd: &Path, args: &[&str]) -> Output {
         .env("ANALYTICS_TIMEZONE", "UTC")
         .output()
         .unwrap()
+}
+
+/// A cost as the viewer's CSV carries it: dollars, or empty when unknown.
+pub fn usd_csv(micro: Option<i64>) -> String {
+    micro
+        .map(|m| (m as f64 / 1e6).to_string())
+        .unwrap_or_default()
+}
+
+/// A cost as the viewer's tables show it: `$0.01`, or nothing when unknown.
+pub fn usd_cells(micro: Option<i64>) -> Vec<String> {
+    subgpt::prices::usd_text(micro).into_iter().collect()
+}
+
+/// A cost as the viewer's JSON carries it: dollars (µUSD / 1e6), or null when unknown.
+pub fn usd(micro: Option<i64>) -> Value {
+    micro.map_or(Value::Null, |m| serde_json::json!(m as f64 / 1e6))
 }
 
 pub fn ok_stdout(out: &Output) -> String {

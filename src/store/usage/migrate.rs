@@ -13,7 +13,14 @@ use super::StoreError;
 const MIGRATION_SLICE: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0001_user_analytics.sql")),
     M::up(include_str!("../../../migrations/0002_rollups.sql")),
+    M::up(concat!(
+        include_str!("../../../migrations/0003_cost_and_triggers.sql"),
+        include_str!("../../../migrations/0003_recompute_rollups.sql")
+    )),
 ];
+
+/// Recomputes every roll-up from the raw rows (the end of migration 0003, and `analytics rebuild`).
+pub const RECOMPUTE_ROLLUPS: &str = include_str!("../../../migrations/0003_recompute_rollups.sql");
 
 /// The embedded migrations, in order.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_SLICE);
@@ -82,6 +89,11 @@ fn adopt_legacy(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit()?;
     info!("adopted an existing user_analytics table as schema version 1");
     Ok(())
+}
+
+/// True if `table` has a column of that name.
+pub fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    Ok(column_names(conn, table)?.iter().any(|c| c == column))
 }
 
 fn column_names(conn: &Connection, table: &str) -> Result<Vec<String>, StoreError> {

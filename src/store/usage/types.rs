@@ -1,10 +1,19 @@
 //! The rows the usage store takes and the summaries it gives back.
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-/// One answered message: who asked, on which day (in `ANALYTICS_TIMEZONE`), how many tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialises millionths of a dollar as dollars (`cost_usd`): a number, or null when unknown.
+fn micro_usd_as_usd<S: Serializer>(micro: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match micro {
+        Some(m) => s.serialize_f64(*m as f64 / 1e6),
+        None => s.serialize_none(),
+    }
+}
+
+/// One answered message: who asked, on which day (in `ANALYTICS_TIMEZONE`), how many tokens,
+/// and (when the upstream said) their breakdown, the model and the cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageRow {
     /// Telegram user id.
     pub user_id: i64,
@@ -14,6 +23,46 @@ pub struct UsageRow {
     pub request_date: NaiveDate,
     /// `usage.total_tokens` of the answer.
     pub tokens_used: i64,
+    /// Input (prompt) tokens, cached ones included.
+    pub input_tokens: Option<i64>,
+    /// Output (completion) tokens, reasoning included.
+    pub output_tokens: Option<i64>,
+    /// Input tokens read from OpenAI's prompt cache.
+    pub cached_input_tokens: Option<i64>,
+    /// Output tokens spent on reasoning.
+    pub reasoning_tokens: Option<i64>,
+    /// The model the upstream says answered.
+    pub model: Option<String>,
+    /// Millionths of a US dollar; `None` leaves it to the store's price table at write time.
+    pub cost_micro_usd: Option<i64>,
+}
+
+impl UsageRow {
+    /// A row with only the columns every writer has (the Python bot's four).
+    pub fn new(
+        user_id: i64,
+        username: impl Into<String>,
+        request_date: NaiveDate,
+        tokens_used: i64,
+    ) -> Self {
+        Self {
+            user_id,
+            username: username.into(),
+            request_date,
+            tokens_used,
+            ..Self::default()
+        }
+    }
+}
+
+/// Tokens and cost over some period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Spend {
+    /// Tokens.
+    pub tokens: i64,
+    /// Sum of the known costs, millionths of a dollar; `None` when no row had one.
+    #[serde(rename = "cost_usd", serialize_with = "micro_usd_as_usd")]
+    pub cost_micro_usd: Option<i64>,
 }
 
 /// One user's usage on one day.
@@ -27,6 +76,9 @@ pub struct UserDayUsage {
     pub requests: i64,
     /// Tokens that day.
     pub tokens: i64,
+    /// Sum of the known costs in millionths of a dollar (`cost_usd` in JSON); `None` when no row has one.
+    #[serde(rename = "cost_usd", serialize_with = "micro_usd_as_usd")]
+    pub cost_micro_usd: Option<i64>,
 }
 
 /// One day of one user's breakdown.
@@ -38,6 +90,9 @@ pub struct DayUsage {
     pub requests: i64,
     /// Tokens that day.
     pub tokens: i64,
+    /// Sum of the known costs in millionths of a dollar (`cost_usd` in JSON); `None` when no row has one.
+    #[serde(rename = "cost_usd", serialize_with = "micro_usd_as_usd")]
+    pub cost_micro_usd: Option<i64>,
 }
 
 /// A user's totals over some period, with first and last active day.
@@ -51,6 +106,9 @@ pub struct UserTotals {
     pub requests: i64,
     /// Tokens in the period.
     pub tokens: i64,
+    /// Sum of the known costs in millionths of a dollar (`cost_usd` in JSON); `None` when no row has one.
+    #[serde(rename = "cost_usd", serialize_with = "micro_usd_as_usd")]
+    pub cost_micro_usd: Option<i64>,
     /// First day with usage in the period.
     pub first_date: NaiveDate,
     /// Last day with usage in the period.
@@ -68,6 +126,9 @@ pub struct UserUsageStats {
     pub requests: i64,
     /// All tokens.
     pub tokens: i64,
+    /// Sum of the known costs in millionths of a dollar (`cost_usd` in JSON); `None` when no row has one.
+    #[serde(rename = "cost_usd", serialize_with = "micro_usd_as_usd")]
+    pub cost_micro_usd: Option<i64>,
     /// First day with usage.
     pub first_date: Option<NaiveDate>,
     /// Last day with usage.
@@ -87,6 +148,9 @@ pub struct DayTotals {
     pub users: i64,
     /// Tokens that day.
     pub tokens: i64,
+    /// Sum of the known costs in millionths of a dollar (`cost_usd` in JSON); `None` when no row has one.
+    #[serde(rename = "cost_usd", serialize_with = "micro_usd_as_usd")]
+    pub cost_micro_usd: Option<i64>,
 }
 
 /// Whole-database figures for the viewer's `info`.
@@ -98,6 +162,9 @@ pub struct UsageSummary {
     pub users: i64,
     /// Total tokens.
     pub tokens: i64,
+    /// Sum of the known costs in millionths of a dollar (`cost_usd` in JSON); `None` when no row has one.
+    #[serde(rename = "cost_usd", serialize_with = "micro_usd_as_usd")]
+    pub cost_micro_usd: Option<i64>,
     /// First day with usage.
     pub first_date: Option<NaiveDate>,
     /// Last day with usage.
@@ -133,6 +200,7 @@ mod tests {
             requests: 1,
             users: 1,
             tokens,
+            cost_micro_usd: None,
         };
         let got = dense_daily_tokens(&[t(1, 5), t(3, 7), t(9, 1)], day(2), day(4));
         assert_eq!(got, [(day(2), 0), (day(3), 7), (day(4), 0)]);

@@ -1,15 +1,14 @@
 //! The write path: one task takes rows off a channel and commits them in batches (group commit).
 //!
-//! Each batch of raw rows and the roll-up updates it implies go into one transaction. A batch
+//! Each batch of raw rows goes into one transaction (the roll-ups follow by trigger). A batch
 //! that fails (busy, read-only, disk full, I/O) stays in memory and is retried with capped
 //! backoff; rows are never dropped, and each `record_usage` caller is told when its row is durable.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -132,100 +131,28 @@ impl Writer {
     }
 }
 
-/// Per-user sums of one batch; the username is the batch's latest for that user.
-struct UserSums<'a> {
-    username: &'a str,
-    requests: i64,
-    tokens: i64,
-    first: NaiveDate,
-    last: NaiveDate,
-}
-
-/// Inserts the rows and updates the roll-ups, in one immediate transaction.
+/// Inserts the rows in one immediate transaction. The roll-ups follow by themselves: the
+/// triggers of migration 0003 update them in the same transaction, for any writer.
 pub(crate) fn write_batch(conn: &mut Connection, rows: &[UsageRow]) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut user_days: BTreeMap<(i64, NaiveDate), (i64, i64)> = BTreeMap::new();
-    let mut users: HashMap<i64, UserSums<'_>> = HashMap::new();
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO user_analytics (user_id, username, request_date, tokens_used) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO user_analytics (user_id, username, request_date, tokens_used, input_tokens,
+                 output_tokens, cached_input_tokens, reasoning_tokens, model, cost_micro_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for row in rows {
             insert.execute(params![
                 row.user_id,
                 row.username,
                 sql_date(row.request_date),
-                row.tokens_used
-            ])?;
-            let day = user_days
-                .entry((row.user_id, row.request_date))
-                .or_default();
-            day.0 += 1;
-            day.1 += row.tokens_used;
-            let user = users.entry(row.user_id).or_insert(UserSums {
-                username: &row.username,
-                requests: 0,
-                tokens: 0,
-                first: row.request_date,
-                last: row.request_date,
-            });
-            user.username = &row.username;
-            user.requests += 1;
-            user.tokens += row.tokens_used;
-            user.first = user.first.min(row.request_date);
-            user.last = user.last.max(row.request_date);
-        }
-    }
-    // (requests, new distinct users, tokens) per day.
-    let mut days: BTreeMap<NaiveDate, (i64, i64, i64)> = BTreeMap::new();
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO usage_user_daily (user_id, request_date, requests, tokens) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (user_id, request_date) DO NOTHING",
-        )?;
-        let mut update = tx.prepare_cached(
-            "UPDATE usage_user_daily SET requests = requests + ?3, tokens = tokens + ?4
-             WHERE user_id = ?1 AND request_date = ?2",
-        )?;
-        for (&(user_id, date), &(requests, tokens)) in &user_days {
-            let p = params![user_id, sql_date(date), requests, tokens];
-            let first_today = insert.execute(p)? == 1;
-            if !first_today {
-                update.execute(p)?;
-            }
-            let day = days.entry(date).or_default();
-            day.0 += requests;
-            day.1 += i64::from(first_today);
-            day.2 += tokens;
-        }
-    }
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO usage_daily (request_date, requests, users, tokens) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (request_date) DO UPDATE SET requests = requests + excluded.requests,
-                 users = users + excluded.users, tokens = tokens + excluded.tokens",
-        )?;
-        for (&date, &(requests, new_users, tokens)) in &days {
-            upsert.execute(params![sql_date(date), requests, new_users, tokens])?;
-        }
-    }
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO usage_user (user_id, username, requests, tokens, first_date, last_date)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (user_id) DO UPDATE SET username = excluded.username,
-                 requests = requests + excluded.requests, tokens = tokens + excluded.tokens,
-                 first_date = min(first_date, excluded.first_date),
-                 last_date = max(last_date, excluded.last_date)",
-        )?;
-        for (&user_id, u) in &users {
-            upsert.execute(params![
-                user_id,
-                u.username,
-                u.requests,
-                u.tokens,
-                sql_date(u.first),
-                sql_date(u.last)
+                row.tokens_used,
+                row.input_tokens,
+                row.output_tokens,
+                row.cached_input_tokens,
+                row.reasoning_tokens,
+                row.model,
+                row.cost_micro_usd,
             ])?;
         }
     }
