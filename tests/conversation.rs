@@ -417,3 +417,22 @@ async fn a_retry_after_beyond_the_cap_is_given_up_with_a_log_line() {
     app.send_text(2, 26, "again").await;
     assert_eq!(app.wait_messages(26, 1).await, vec!["Echo: again"]);
 }
+
+#[tokio::test]
+async fn a_read_that_timed_out_is_asked_again() {
+    let app = Spawn::default()
+        .env("OPENAI_TIMEOUT_SECS", "1")
+        .start()
+        .await;
+    app.send_text(1, 27, "remember this").await;
+    app.wait_messages(27, 1).await;
+    app.openai.with(|s| s.slow_item_pages = 1);
+    app.send_text(2, 27, "/history").await;
+    let history = app.wait_messages(27, 2).await.pop().unwrap();
+    assert!(history.contains("remember this"), "{history}");
+    assert_eq!(
+        app.openai.with(|s| s.item_pages_served),
+        2,
+        "the GET timed out once and was sent again"
+    );
+}

@@ -57,6 +57,9 @@ pub struct OpenAiState {
     pub stuck_cursor: bool,
     /// `GET /conversations/{id}/items` requests received.
     pub item_pages_served: usize,
+    /// The next N items pages answer only after `slow_page_delay`.
+    pub slow_item_pages: u32,
+    pub slow_page_delay: Duration,
     next_id: u64,
 }
 
@@ -157,6 +160,8 @@ impl FakeOpenAi {
             model_missing: false,
             stuck_cursor: false,
             item_pages_served: 0,
+            slow_item_pages: 0,
+            slow_page_delay: Duration::from_secs(5),
             next_id: 1,
         }));
         let router = Router::new()
@@ -244,8 +249,18 @@ async fn list_items(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let mut s = state.lock();
-    s.item_pages_served += 1;
+    let delay = {
+        let mut s = state.lock();
+        s.item_pages_served += 1;
+        (s.slow_item_pages > 0).then(|| {
+            s.slow_item_pages -= 1;
+            s.slow_page_delay
+        })
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    let s = state.lock();
     let stuck = s.stuck_cursor;
     let Some(items) = s.conversations.get(&id) else {
         return conversation_not_found(&id);
