@@ -274,7 +274,12 @@ fn conversations_used(app: &TestApp) -> Vec<String> {
     app.openai.with(|s| {
         s.requests
             .iter()
-            .map(|r| r.body["conversation"].as_str().unwrap_or_default().to_string())
+            .map(|r| {
+                r.body["conversation"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect()
     })
 }
@@ -288,11 +293,22 @@ async fn a_time_out_after_the_request_was_sent_is_not_repeated() {
     app.openai.with(|s| s.delay = Duration::from_secs(4));
     app.send_text(1, 20, "slow one").await;
     let texts = app.wait_messages(20, 1).await;
-    assert!(texts[0].starts_with("Sorry, I couldn't get an answer"), "{texts:?}");
+    assert!(
+        texts[0].starts_with("Sorry, I couldn't get an answer"),
+        "{texts:?}"
+    );
     // The apology comes after the client gave up, so no later POST can follow for this input.
-    assert_eq!(app.openai.with(|s| s.responses_posted), 1, "one POST, never repeated");
+    assert_eq!(
+        app.openai.with(|s| s.responses_posted),
+        1,
+        "one POST, never repeated"
+    );
     assert_eq!(app.openai.inputs(), vec!["slow one"]);
-    assert!(app.logs().contains("not sending it again"), "{}", app.logs());
+    assert!(
+        app.logs().contains("not sending it again"),
+        "{}",
+        app.logs()
+    );
 }
 
 #[tokio::test]
@@ -303,14 +319,24 @@ async fn model_not_found_is_an_error_not_a_lost_conversation() {
     app.openai.with(|s| s.model_missing = true);
     app.send_text(2, 21, "second").await;
     let texts = app.wait_messages(21, 2).await;
-    assert!(texts[1].starts_with("Sorry, I couldn't get an answer"), "{texts:?}");
-    let (created, deleted, posted) =
-        app.openai
-            .with(|s| (s.conversations_created, s.deleted.clone(), s.responses_posted));
+    assert!(
+        texts[1].starts_with("Sorry, I couldn't get an answer"),
+        "{texts:?}"
+    );
+    let (created, deleted, posted) = app.openai.with(|s| {
+        (
+            s.conversations_created,
+            s.deleted.clone(),
+            s.responses_posted,
+        )
+    });
     assert_eq!(created, 1, "no POST /conversations");
     assert!(deleted.is_empty(), "no DELETE");
     assert_eq!(posted, 2, "a 404 is not retried");
-    assert!(app.logs().contains("model_not_found"), "the log names the cause");
+    assert!(
+        app.logs().contains("model_not_found"),
+        "the log names the cause"
+    );
     // The model is fixed: the same conversation goes on.
     app.openai.with(|s| s.model_missing = false);
     app.send_text(3, 21, "third").await;
@@ -373,7 +399,8 @@ async fn answered_once(app: &TestApp, user: i64, text: &str) -> Vec<String> {
 #[tokio::test]
 async fn telegram_5xx_on_send_message_is_retried_and_the_answer_arrives_once() {
     let app = TestApp::spawn().await;
-    app.telegram.with(|s| s.fail_next_messages.extend([502, 503]));
+    app.telegram
+        .with(|s| s.fail_next_messages.extend([502, 503]));
     let texts = answered_once(&app, 24, "hi").await;
     assert_eq!(texts, vec!["Echo: hi", "Echo: next"]);
     let sends = app.telegram.calls("sendMessage");

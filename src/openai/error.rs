@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(api.param, None);
         assert!(e.to_string().contains("code model_not_found"), "{e}");
         let plain = status("/responses", 502, "<html>bad gateway</html>");
-        assert_eq!(plain.api_error().unwrap().message, "<html>bad gateway</html>");
+        assert_eq!(
+            plain.api_error().unwrap().message,
+            "<html>bad gateway</html>"
+        );
         let long = status("/responses", 500, &"x".repeat(5000));
         assert_eq!(long.api_error().unwrap().message.len(), MESSAGE_CHARS);
     }

@@ -53,7 +53,11 @@ impl OpenAi {
             base: config.openai_base_url.clone(),
             key: config.openai_api_key.clone(),
             model: config.openai_model.clone(),
-            policy: Policy::new(config.openai_retry_base, MAX_WAIT, config.openai_max_retries),
+            policy: Policy::new(
+                config.openai_retry_base,
+                MAX_WAIT,
+                config.openai_max_retries,
+            ),
         }
     }
 

@@ -171,7 +171,10 @@ impl ResponsesAssistant {
                 break;
             }
             if page_no == MAX_PAGES {
-                tracing::warn!(pages = page_no, "conversation items: page cap reached; stopping");
+                tracing::warn!(
+                    pages = page_no,
+                    "conversation items: page cap reached; stopping"
+                );
             }
             after = page.last_id;
         }

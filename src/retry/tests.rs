@@ -17,7 +17,10 @@ fn delay_doubles_with_jitter_in_its_upper_half_and_is_capped() {
             .min(Duration::from_secs(2));
         for _ in 0..50 {
             let d = POLICY.delay(attempt);
-            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?} vs {exp:?}");
+            assert!(
+                d >= exp / 2 && d <= exp,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
         }
     }
     let spread: std::collections::HashSet<Duration> = (0..50).map(|_| POLICY.delay(3)).collect();
@@ -40,8 +43,16 @@ fn what_is_safe_to_repeat() {
     // Nothing was sent, or the server reported failure: any request may go again.
     for idempotent in [false, true] {
         assert!(retried(POLICY.decide(0, Outcome::Connect, idempotent)));
-        assert!(retried(POLICY.decide(0, Outcome::ServerError(None), idempotent)));
-        assert!(retried(POLICY.decide(0, Outcome::RateLimited(None), idempotent)));
+        assert!(retried(POLICY.decide(
+            0,
+            Outcome::ServerError(None),
+            idempotent
+        )));
+        assert!(retried(POLICY.decide(
+            0,
+            Outcome::RateLimited(None),
+            idempotent
+        )));
         assert_eq!(
             POLICY.decide(0, Outcome::Fatal, idempotent),
             Decision::Stop(Stop::Fatal)
@@ -127,7 +138,11 @@ async fn run_retries_with_the_waits_asked_for_and_stops_when_told() {
         .await;
     assert!(result.is_err());
     assert_eq!(calls.get(), 4, "the first attempt and three retries");
-    assert_eq!(started.elapsed(), Duration::from_secs(3), "waited 1 s each time");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(3),
+        "waited 1 s each time"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -160,7 +175,11 @@ async fn run_never_repeats_an_unsafe_request_and_gives_up_on_long_waits() {
     for (outcome, idempotent, expected) in [
         (Outcome::Unknown, false, 1),
         (Outcome::Unknown, true, 4),
-        (Outcome::RateLimited(Some(Duration::from_secs(3600))), true, 1),
+        (
+            Outcome::RateLimited(Some(Duration::from_secs(3600))),
+            true,
+            1,
+        ),
         (Outcome::Fatal, true, 1),
     ] {
         let calls = Cell::new(0);
@@ -176,9 +195,17 @@ async fn run_never_repeats_an_unsafe_request_and_gives_up_on_long_waits() {
                 |_| outcome,
             )
             .await;
-        assert_eq!(calls.get(), expected, "{outcome:?}, idempotent {idempotent}");
+        assert_eq!(
+            calls.get(),
+            expected,
+            "{outcome:?}, idempotent {idempotent}"
+        );
         if expected == 1 {
-            assert_eq!(started.elapsed(), Duration::ZERO, "no wait before giving up");
+            assert_eq!(
+                started.elapsed(),
+                Duration::ZERO,
+                "no wait before giving up"
+            );
         }
     }
 }

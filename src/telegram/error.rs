@@ -141,20 +141,68 @@ mod tests {
     #[test]
     fn descriptions_become_kinds() {
         for (code, description, kind) in [
-            (400, "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0", ApiErrorKind::CantParseEntities),
-            (400, "Bad Request: message is too long", ApiErrorKind::MessageTooLong),
-            (400, "Bad Request: message text is empty", ApiErrorKind::MessageTextEmpty),
-            (400, "Bad Request: chat not found", ApiErrorKind::ChatNotFound),
-            (400, "Bad Request: user not found", ApiErrorKind::UserNotFound),
-            (400, "Bad Request: PARTICIPANT_ID_INVALID", ApiErrorKind::UserNotFound),
-            (403, "Forbidden: bot was blocked by the user", ApiErrorKind::BotBlocked),
-            (403, "Forbidden: user is deactivated", ApiErrorKind::BotBlocked),
-            (403, "Forbidden: bot is not a member of the channel chat", ApiErrorKind::Forbidden),
+            (
+                400,
+                "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0",
+                ApiErrorKind::CantParseEntities,
+            ),
+            (
+                400,
+                "Bad Request: message is too long",
+                ApiErrorKind::MessageTooLong,
+            ),
+            (
+                400,
+                "Bad Request: message text is empty",
+                ApiErrorKind::MessageTextEmpty,
+            ),
+            (
+                400,
+                "Bad Request: chat not found",
+                ApiErrorKind::ChatNotFound,
+            ),
+            (
+                400,
+                "Bad Request: user not found",
+                ApiErrorKind::UserNotFound,
+            ),
+            (
+                400,
+                "Bad Request: PARTICIPANT_ID_INVALID",
+                ApiErrorKind::UserNotFound,
+            ),
+            (
+                403,
+                "Forbidden: bot was blocked by the user",
+                ApiErrorKind::BotBlocked,
+            ),
+            (
+                403,
+                "Forbidden: user is deactivated",
+                ApiErrorKind::BotBlocked,
+            ),
+            (
+                403,
+                "Forbidden: bot is not a member of the channel chat",
+                ApiErrorKind::Forbidden,
+            ),
             (401, "Unauthorized", ApiErrorKind::Unauthorized),
             (404, "Not Found", ApiErrorKind::NotFound),
-            (409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first", ApiErrorKind::WebhookActive),
-            (409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running", ApiErrorKind::PollingConflict),
-            (400, "Bad Request: member list is inaccessible", ApiErrorKind::Other),
+            (
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                ApiErrorKind::WebhookActive,
+            ),
+            (
+                409,
+                "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                ApiErrorKind::PollingConflict,
+            ),
+            (
+                400,
+                "Bad Request: member list is inaccessible",
+                ApiErrorKind::Other,
+            ),
         ] {
             assert_eq!(api(code, description).kind(), Some(kind), "{description}");
         }
@@ -164,8 +212,14 @@ mod tests {
 
     #[test]
     fn errors_say_whether_to_send_again() {
-        assert_eq!(api(502, "Bad Gateway").outcome(), Outcome::ServerError(None));
-        assert_eq!(api(400, "Bad Request: chat not found").outcome(), Outcome::Fatal);
+        assert_eq!(
+            api(502, "Bad Gateway").outcome(),
+            Outcome::ServerError(None)
+        );
+        assert_eq!(
+            api(400, "Bad Request: chat not found").outcome(),
+            Outcome::Fatal
+        );
         let flood = TelegramError::RetryAfter {
             method: "sendMessage",
             seconds: 7,

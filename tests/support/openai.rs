@@ -283,7 +283,10 @@ async fn list_items(
         let mut all: Vec<&Item> = s.conversations[&id].iter().collect();
         all.truncate(1);
         let data: Vec<Value> = all.iter().map(|i| item_json(i)).collect();
-        let last = data.last().map(|d| d["id"].clone()).unwrap_or(json!("msg_stuck"));
+        let last = data
+            .last()
+            .map(|d| d["id"].clone())
+            .unwrap_or(json!("msg_stuck"));
         return axum::Json(json!({"object": "list", "data": data, "first_id": last, "last_id": last, "has_more": true}))
             .into_response();
     }

@@ -245,10 +245,10 @@ async fn handle(
     if method == "getUpdates" {
         return get_updates(&state, params).await;
     }
-    if method == "sendMessage" {
-        if let Some(response) = scripted_failure(&mut state.lock(), &params) {
-            return response;
-        }
+    if method == "sendMessage"
+        && let Some(response) = scripted_failure(&mut state.lock(), &params)
+    {
+        return response;
     }
     let response = answer(&mut state.lock(), &method, &params);
     let ok = response.status() == StatusCode::OK;
@@ -275,7 +275,12 @@ fn scripted_failure(s: &mut TelegramState, params: &Value) -> Option<Response> {
             Err(std::io::Error::other("connection lost")),
         ];
         let body = axum::body::Body::from_stream(futures::stream::iter(chunks));
-        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     } else {
         return None;
     };
