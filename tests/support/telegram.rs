@@ -149,6 +149,11 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// For each call of `method`, oldest first, whether it was answered `ok`.
+    pub fn delivered(&self, method: &str) -> Vec<bool> {
+        self.calls(method).iter().map(|c| c.ok).collect()
+    }
+
     /// Texts of the messages delivered (answered ok) to `chat`, in order.
     pub fn sent_texts(&self, chat: i64) -> Vec<String> {
         self.calls("sendMessage")
