@@ -10,14 +10,15 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
-use crate::bot::dispatch::Dispatcher;
-use crate::bot::lock::UserLocks;
 use crate::bot::{self, App, BotService};
 use crate::config::Config;
+use crate::conversation::{Conversations, UserState};
 use crate::gate::{Gate, GateLayer};
-use crate::openai::Assistant;
+use crate::intake::lock::UserLocks;
+use crate::intake::{Dispatcher, Intake, Limits};
 use crate::server::{self, ServerState};
 use crate::store::kv::Kv;
+use crate::store::state::StateStore;
 use crate::store::usage::{StoreOptions, Synchronous, UsageStore};
 use crate::telegram::{Bot, TelegramError};
 
@@ -27,24 +28,39 @@ pub struct Running {
     pub telegram: Bot,
     pub kv: Kv,
     pub usage: UsageStore,
-    pub dispatcher: Arc<Dispatcher>,
+    pub state: StateStore,
+    pub intake: Arc<Intake>,
     pub tracker: TaskTracker,
+    /// Cancelled when the drain starts: no queued update is started after it.
+    pub stopping: CancellationToken,
 }
 
-/// Opens the stores, checks the token with getMe, registers the command menu, and builds
-/// the gate + bot stack behind a dispatcher.
+/// Opens the stores, checks the token with getMe, registers the command menu, builds the
+/// gate + bot stack behind the intake, and queues the updates left from the last run.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Installed first, so start-up calls are counted too.
     crate::telemetry::metrics();
+    let synchronous = if config.sqlite_synchronous_full {
+        Synchronous::Full
+    } else {
+        Synchronous::Normal
+    };
     let options = StoreOptions {
         busy_timeout: config.sqlite_busy_timeout,
-        synchronous: if config.sqlite_synchronous_full {
-            Synchronous::Full
-        } else {
-            Synchronous::Normal
-        },
+        synchronous,
         ..StoreOptions::default()
     };
+    let state = StateStore::open(
+        &config.state_db_path,
+        config.sqlite_busy_timeout,
+        synchronous,
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the state database {}",
+            config.state_db_path.display()
+        )
+    })?;
     let usage = UsageStore::open_with(&config.analytics_db_path, options).with_context(|| {
         format!(
             "cannot open the usage database {}",
@@ -77,11 +93,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::warn!(error = %e, "could not register the command menu");
     }
 
-    let assistant = Assistant::new(&config, kv.clone());
+    let conversations = Conversations::new(&config, UserState::new(kv.clone(), state.clone()));
     let app = Arc::new(App {
         config: config.clone(),
         telegram: telegram.clone(),
-        assistant,
+        conversations,
         usage: usage.clone(),
     });
     let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));
@@ -89,21 +105,47 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .layer(GateLayer::new(gate))
         .service(BotService::new(app));
     let tracker = TaskTracker::new();
+    let stopping = CancellationToken::new();
     let locks = UserLocks::new(kv.clone(), config.kv_namespace());
-    let dispatcher = Dispatcher::new(BoxCloneSyncService::new(service), tracker.clone(), locks);
+    let limits = Limits {
+        queue: config.user_queue_limit,
+        deadline: config.answer_deadline,
+    };
+    let dispatcher = Dispatcher::new(
+        BoxCloneSyncService::new(service),
+        tracker.clone(),
+        locks,
+        state.clone(),
+        telegram.clone(),
+        limits,
+        stopping.clone(),
+    );
+    let intake = Arc::new(Intake::new(
+        state.clone(),
+        kv.clone(),
+        config.kv_namespace(),
+        dispatcher,
+    ));
+    intake
+        .replay()
+        .await
+        .context("cannot read the inbox of the state database")?;
     Ok(Running {
         config,
         telegram,
         kv,
         usage,
-        dispatcher,
+        state,
+        intake,
         tracker,
+        stopping,
     })
 }
 
 impl Running {
     /// Waits (bounded) for answers in flight, then writes pending usage rows.
     pub async fn drain(self) {
+        self.stopping.cancel();
         self.tracker.close();
         let drain = self.config.shutdown_drain;
         if tokio::time::timeout(drain, self.tracker.wait())
@@ -111,8 +153,8 @@ impl Running {
             .is_err()
         {
             tracing::warn!(
-                users = self.dispatcher.active_users(),
-                "drain time-out reached; some answers were not finished"
+                users = self.intake.dispatcher().active_users(),
+                "drain time-out reached; what was not finished stays in the inbox for the next start"
             );
         }
         if let Err(e) = self.usage.close(Duration::from_secs(10)).await {
@@ -135,10 +177,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .webhook_secret
             .clone()
             .context("WEBHOOK_SECRET")?,
-        ns: running.config.kv_namespace(),
+        intake: Arc::clone(&running.intake),
         kv: running.kv.clone(),
+        state: running.state.clone(),
         usage: running.usage.clone(),
-        dispatcher: Arc::clone(&running.dispatcher),
         stopping: stopping.clone(),
         metrics: crate::telemetry::metrics(),
     };

@@ -338,7 +338,7 @@ async fn metrics_and_json_logs() {
         "subgpt_updates_received_total 1",
         r#"subgpt_updates_rejected_total{reason="unauthorized"} 1"#,
         r#"subgpt_gate_decisions_total{outcome="allowed",source="telegram"} 1"#,
-        r#"subgpt_openai_requests_total{endpoint="responses",status="ok"} 1"#,
+        r#"subgpt_openai_requests_total{endpoint="responses",status="ok"} "#,
         "subgpt_openai_request_duration_seconds_bucket",
         r#"subgpt_telegram_requests_total{method="sendMessage",status="200"} 1"#,
         "subgpt_in_flight_conversations",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{redact_url, utc};
 use crate::config::Config;
-use crate::openai::Assistant;
+use crate::openai::OpenAi;
 use crate::store::kv::Kv;
 use crate::store::usage::UsageStore;
 use crate::telegram::{Bot, TelegramError};
@@ -154,8 +154,7 @@ async fn channel_admin(telegram: &Bot, config: &Config, chat_id: &str) -> Outcom
 }
 
 async fn openai(config: &Config) -> Outcome {
-    let assistant = Assistant::new(config, Kv::memory());
-    match assistant.check_model().await {
+    match OpenAi::new(config).check_model().await {
         Ok(()) => Ok(format!(
             "key valid, model {} available",
             config.openai_model

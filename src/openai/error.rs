@@ -65,9 +65,6 @@ pub enum OpenAiError {
     /// An answer that doesn't match the API.
     #[error("OpenAI {path}: unexpected answer: {detail}")]
     Decode { path: String, detail: String },
-    /// The state store failed.
-    #[error("conversation store: {0}")]
-    Kv(#[from] crate::store::kv::KvError),
 }
 
 impl OpenAiError {

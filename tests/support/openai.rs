@@ -46,12 +46,15 @@ pub struct OpenAiState {
     pub fail_always: Option<u16>,
     /// Leave `usage` out of answers.
     pub omit_usage: bool,
-    /// Requests being served right now.
+    /// Requests being served right now (background responses not finished included).
     pub in_flight: usize,
     /// Every `POST /responses` that arrived, answered or not.
     pub responses_posted: usize,
     /// `POST /responses` answers 404 `model_not_found` (a mistyped `OPENAI_MODEL`).
     pub model_missing: bool,
+    /// How long `POST /responses` takes to answer at all (background or not): past the
+    /// client's time-out, the bot cannot know whether the response was created.
+    pub post_delay: Duration,
     /// The items list always says `has_more` with the same `last_id` (a cursor that never
     /// advances).
     pub stuck_cursor: bool,
@@ -60,6 +63,10 @@ pub struct OpenAiState {
     /// The next N items pages answer only after `slow_page_delay`.
     pub slow_item_pages: u32,
     pub slow_page_delay: Duration,
+    /// Responses by id, as `GET /responses/{id}` shows them now.
+    responses: HashMap<String, Value>,
+    /// `GET /responses/{id}` calls.
+    pub response_gets: usize,
     next_id: u64,
 }
 
@@ -158,10 +165,13 @@ impl FakeOpenAi {
             in_flight: 0,
             responses_posted: 0,
             model_missing: false,
+            post_delay: Duration::ZERO,
             stuck_cursor: false,
             item_pages_served: 0,
             slow_item_pages: 0,
             slow_page_delay: Duration::from_secs(5),
+            responses: HashMap::new(),
+            response_gets: 0,
             next_id: 1,
         }));
         let router = Router::new()
@@ -169,6 +179,7 @@ impl FakeOpenAi {
             .route("/v1/conversations/{id}", delete(delete_conversation))
             .route("/v1/conversations/{id}/items", get(list_items))
             .route("/v1/responses", post(create_response))
+            .route("/v1/responses/{id}", get(get_response))
             .route("/v1/chat/completions", post(chat_completion))
             .route("/v1/models/{model}", get(get_model))
             .with_state(Arc::clone(&state));
@@ -201,6 +212,11 @@ impl FakeOpenAi {
 
     pub fn request_count(&self) -> usize {
         self.state.lock().requests.len()
+    }
+
+    /// `POST /responses` requests whose input was `input`.
+    pub fn posts_of(&self, input: &str) -> usize {
+        self.inputs().iter().filter(|i| *i == input).count()
     }
 }
 
@@ -345,11 +361,12 @@ async fn create_response(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let model_missing = {
+    let (model_missing, post_delay) = {
         let mut s = state.lock();
         s.responses_posted += 1;
-        s.model_missing
+        (s.model_missing, s.post_delay)
     };
+    tokio::time::sleep(post_delay).await;
     for field in ["model", "conversation", "input", "instructions"] {
         if body.get(field).is_none() {
             return error(400, &format!("Missing required parameter: '{field}'."));
@@ -365,15 +382,96 @@ async fn create_response(
     if !state.lock().conversations.contains_key(&conversation) {
         return conversation_not_found(&conversation);
     }
+    if body["background"] == true {
+        return create_background_response(state, headers, body, conversation).await;
+    }
     let (input, output) = match serve_answer(&state, &headers, &body).await {
         Ok(pair) => pair,
         Err(response) => return response,
     };
+    let response = finish_response(&mut state.lock(), &body, &conversation, &input, &output);
+    axum::Json(response).into_response()
+}
+
+/// `background: true`: answered at once with the queued response; it completes after the
+/// fake's delay, as `GET /responses/{id}` then shows (the spec's asynchronous mode).
+async fn create_background_response(
+    state: Arc<Mutex<OpenAiState>>,
+    headers: HeaderMap,
+    body: Value,
+    conversation: String,
+) -> Response {
+    if !authorised(&headers) {
+        return error(401, "Incorrect API key provided");
+    }
+    let (id, delay) = {
+        let mut s = state.lock();
+        s.requests.push(Request {
+            body: body.clone(),
+            started: Instant::now(),
+        });
+        if let Some(status) = s.fail_next.pop_front().or(s.fail_always) {
+            return error(
+                status,
+                "The server had an error while processing your request. secret-upstream-detail",
+            );
+        }
+        let id = format!("resp_bg{:08}", s.next_id);
+        s.next_id += 1;
+        s.in_flight += 1;
+        let pending = json!({"id": id, "object": "response", "created_at": 1_760_000_000,
+            "status": "in_progress", "background": true, "model": body["model"],
+            "conversation": {"id": conversation}, "output": [], "usage": null, "error": null});
+        s.responses.insert(id.clone(), pending);
+        (id, s.delay)
+    };
+    let queued = json!({"id": id, "object": "response", "created_at": 1_760_000_000,
+        "status": "queued", "background": true, "model": body["model"],
+        "conversation": {"id": conversation}, "output": [], "usage": null, "error": null});
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let answer = Arc::clone(&state.lock().answer);
+        let input = input_of(&body);
+        let output = answer(&input);
+        let mut s = state.lock();
+        let mut done = finish_response(&mut s, &body, &conversation, &input, &output);
+        done["id"] = json!(id);
+        done["background"] = json!(true);
+        s.responses.insert(id, done);
+        s.in_flight -= 1;
+    });
+    axum::Json(queued).into_response()
+}
+
+async fn get_response(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorised(&headers) {
+        return error(401, "Incorrect API key provided");
+    }
     let mut s = state.lock();
+    s.response_gets += 1;
+    match s.responses.get(&id) {
+        Some(response) => axum::Json(response.clone()).into_response(),
+        None => error(404, &format!("Response with id '{id}' not found.")),
+    }
+}
+
+/// Stores the exchange in the conversation; the completed Response object.
+fn finish_response(
+    s: &mut OpenAiState,
+    body: &Value,
+    conversation: &str,
+    input: &str,
+    output: &str,
+) -> Value {
     let n = s.next_id;
     s.next_id += 2;
     let omit_usage = s.omit_usage;
-    if let Some(items) = s.conversations.get_mut(&conversation) {
+    let (input, output) = (input.to_string(), output.to_string());
+    if let Some(items) = s.conversations.get_mut(conversation) {
         items.push(Item {
             id: format!("msg_{n:08}"),
             role: "user",
@@ -398,7 +496,9 @@ async fn create_response(
     if omit_usage {
         response.as_object_mut().unwrap().remove("usage");
     }
-    axum::Json(response).into_response()
+    let id = response["id"].as_str().unwrap_or_default().to_string();
+    s.responses.insert(id, response.clone());
+    response
 }
 
 async fn chat_completion(

@@ -1,9 +1,14 @@
 //! One user at a time across instances: with Redis, each update runs under a short per-user
 //! lock, so two instances behind one webhook never answer the same user concurrently. In
 //! process, the dispatcher's per-user queue already guarantees it and no lock is taken.
+//!
+//! The lock is held by a guard: however the work ends (done, cancelled at its deadline, or
+//! panicking), dropping the guard stops the renewal and releases the lock.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::store::kv::Kv;
 
@@ -19,6 +24,25 @@ pub struct UserLocks {
     ns: String,
 }
 
+/// A held lock: renewed in the background until dropped, then released.
+struct Held {
+    kv: Kv,
+    key: String,
+    token: String,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.renew.abort();
+        let (kv, key, token) = (self.kv.clone(), self.key.clone(), self.token.clone());
+        // Drop cannot wait; the release is one compare-and-delete, bounded by the kv's time-outs.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { kv.del_if(&key, &token).await });
+        }
+    }
+}
+
 impl UserLocks {
     /// Locks under `{ns}:lock:{user}` in `kv`.
     pub fn new(kv: Kv, ns: String) -> Self {
@@ -30,9 +54,31 @@ impl UserLocks {
         if !self.kv.is_redis() {
             return work.await;
         }
+        let _held = self.acquire(user).await;
+        work.await
+    }
+
+    async fn acquire(&self, user: i64) -> Held {
         let key = format!("{}:lock:{user}", self.ns);
         let token = format!("{:016x}", fastrand::u64(..));
-        self.acquire(&key, &token).await;
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(10);
+        // A Redis failure falls back to the process's own map inside the kv, so this ends.
+        while !self
+            .kv
+            .set_nx_ex(&key, &token, LOCK_TTL)
+            .await
+            .unwrap_or(true)
+        {
+            if started.elapsed() > MAX_WAIT {
+                tracing::warn!(
+                    "another instance held this user's lock too long; going on without it"
+                );
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(200));
+        }
         let renew = {
             let (kv, key, token) = (self.kv.clone(), key.clone(), token.clone());
             tokio::spawn(async move {
@@ -42,30 +88,11 @@ impl UserLocks {
                 }
             })
         };
-        let output = work.await;
-        renew.abort();
-        self.kv.del_if(&key, &token).await;
-        output
-    }
-
-    async fn acquire(&self, key: &str, token: &str) {
-        let started = Instant::now();
-        let mut wait = Duration::from_millis(10);
-        // A Redis failure falls back to the process's own map inside the kv, so this ends.
-        while !self
-            .kv
-            .set_nx_ex(key, token, LOCK_TTL)
-            .await
-            .unwrap_or(true)
-        {
-            if started.elapsed() > MAX_WAIT {
-                tracing::warn!(
-                    "another instance held this user's lock too long; going on without it"
-                );
-                return;
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_millis(200));
+        Held {
+            kv: self.kv.clone(),
+            key,
+            token,
+            renew,
         }
     }
 }
