@@ -9,11 +9,15 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::retry::Policy;
 use crate::run::{self, Running};
 use crate::telegram::{ALLOWED_UPDATES, TelegramError, Update};
 
 /// Seconds one getUpdates call waits for updates.
 const LONG_POLL_SECS: u64 = 30;
+/// Waits after a failed getUpdates or inbox commit: 1 s doubling to 30 s; polling goes on for
+/// as long as the process runs, so the attempts are not capped.
+const RETRY: Policy = Policy::new(Duration::from_secs(1), Duration::from_secs(30), u32::MAX);
 
 /// The file holding the next offset, beside the usage database.
 fn offset_file(config: &Config) -> PathBuf {
@@ -109,9 +113,9 @@ async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
                 code: 401 | 404, ..
             }) => bail!("Telegram rejected TELEGRAM_BOT_TOKEN"),
             Err(e) => {
+                let wait = RETRY.delay(failures);
                 failures += 1;
-                let wait = Duration::from_secs(u64::from(failures.min(6)).pow(2).max(1));
-                tracing::warn!(error = %e, wait_s = wait.as_secs(), "getUpdates failed; trying again");
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "getUpdates failed; trying again");
                 tokio::time::sleep(wait).await;
                 continue;
             }
@@ -136,9 +140,9 @@ async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
         let accepted =
             futures::future::join_all(updates.into_iter().map(|u| running.intake.accept(u))).await;
         if let Some(Err(e)) = accepted.into_iter().find(Result::is_err) {
+            let wait = RETRY.delay(failures);
             failures += 1;
-            let wait = Duration::from_secs(u64::from(failures.min(6)).pow(2).max(1));
-            tracing::error!(error = %e, wait_s = wait.as_secs(), "could not commit updates to the inbox; asking for them again");
+            tracing::error!(error = %e, wait_ms = wait.as_millis() as u64, "could not commit updates to the inbox; asking for them again");
             tokio::time::sleep(wait).await;
             continue;
         }

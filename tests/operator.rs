@@ -95,6 +95,7 @@ async fn healthy(redis: &RedisServer) -> (FakeTelegram, FakeOpenAi, Spawn) {
 #[tokio::test]
 async fn check_passes_when_everything_is_right() {
     let redis = RedisServer::start();
+    assert_eq!(redis.cli(&["CONFIG", "SET", "appendonly", "yes"]), "OK");
     let (_t, _o, spawn) = healthy(&redis).await;
     let (code, out) = run(spawn).await;
     assert_eq!(code, 0, "{out}");
@@ -113,6 +114,23 @@ async fn check_passes_when_everything_is_right() {
         );
     }
     assert!(!out.contains("FAIL"));
+}
+
+#[tokio::test]
+async fn check_warns_about_a_redis_that_keeps_nothing_on_disk() {
+    // The test server runs with `--save "" --appendonly no`.
+    let redis = RedisServer::start();
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let (code, out) = run(spawn).await;
+    assert_eq!(code, 0, "a warning does not fail the check: {out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("redis"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("WARN") && line.contains("appendonly yes"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

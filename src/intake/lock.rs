@@ -10,12 +10,19 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::retry::Policy;
 use crate::store::kv::Kv;
 
 /// How long a lock lives unless renewed; renewed while the update is being handled.
 const LOCK_TTL: Duration = Duration::from_secs(30);
 /// The longest wait for another instance to finish with the user before going on anyway.
 const MAX_WAIT: Duration = Duration::from_secs(300);
+/// Waits between tries for a held lock: 10 ms doubling to 200 ms; `MAX_WAIT` bounds the loop.
+const RETRY: Policy = Policy::new(
+    Duration::from_millis(10),
+    Duration::from_millis(200),
+    u32::MAX,
+);
 
 /// Per-user locks in the kv.
 #[derive(Clone)]
@@ -62,7 +69,7 @@ impl UserLocks {
         let key = format!("{}:lock:{user}", self.ns);
         let token = format!("{:016x}", fastrand::u64(..));
         let started = Instant::now();
-        let mut wait = Duration::from_millis(10);
+        let mut tries = 0;
         // A Redis failure falls back to the process's own map inside the kv, so this ends.
         while !self
             .kv
@@ -76,8 +83,8 @@ impl UserLocks {
                 );
                 break;
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_millis(200));
+            tokio::time::sleep(RETRY.delay(tries)).await;
+            tries += 1;
         }
         let renew = {
             let (kv, key, token) = (self.kv.clone(), key.clone(), token.clone());

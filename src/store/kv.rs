@@ -200,6 +200,23 @@ impl Kv {
             .await;
     }
 
+    /// `CONFIG GET parameter` on Redis: its value (None without Redis, or when the server
+    /// does not say).
+    pub async fn redis_config(&self, parameter: &str) -> Result<Option<String>, KvError> {
+        let Some(r) = &self.redis else {
+            return Ok(None);
+        };
+        r.run(|mut c| {
+            let mut cmd = deadpool_redis::redis::cmd("CONFIG");
+            cmd.arg("GET").arg(parameter);
+            async move {
+                let pairs: Vec<String> = cmd.query_async(&mut c).await?;
+                Ok(pairs.into_iter().nth(1))
+            }
+        })
+        .await
+    }
+
     /// Answers when the store is reachable.
     pub async fn ping(&self) -> Result<(), KvError> {
         let Some(r) = &self.redis else { return Ok(()) };
