@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::retry::Policy;
 use crate::run::{self, Running};
-use crate::telegram::{ALLOWED_UPDATES, TelegramError, Update};
+use crate::telegram::{ALLOWED_UPDATES, ApiErrorKind, Update};
 
 /// Seconds one getUpdates call waits for updates.
 const LONG_POLL_SECS: u64 = 30;
@@ -90,28 +90,18 @@ async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
                 failures = 0;
                 batch
             }
-            Err(TelegramError::Api {
-                code: 409,
-                description,
-                ..
-            }) if description.contains("webhook") => {
-                bail!(
-                    "a webhook is set ({description}); remove it with `subgpt webhook delete` to poll"
-                );
+            Err(e) if e.kind() == Some(ApiErrorKind::WebhookActive) => {
+                bail!("a webhook is set ({e}); remove it with `subgpt webhook delete` to poll");
             }
-            Err(TelegramError::Api {
-                code: 409,
-                description,
-                ..
-            }) => {
+            Err(e) if e.kind() == Some(ApiErrorKind::PollingConflict) => {
                 bail!(
-                    "another process is polling this bot (Telegram answered 409 Conflict: {description}). \
+                    "another process is polling this bot ({e}). \
                      Only one may poll a bot at a time: stop the other instance"
                 );
             }
-            Err(TelegramError::Api {
-                code: 401 | 404, ..
-            }) => bail!("Telegram rejected TELEGRAM_BOT_TOKEN"),
+            Err(e) if matches!(e.code(), Some(401 | 404)) => {
+                bail!("Telegram rejected TELEGRAM_BOT_TOKEN")
+            }
             Err(e) => {
                 let wait = RETRY.delay(failures);
                 failures += 1;

@@ -322,6 +322,18 @@ async fn the_bot_not_being_admin_is_logged_with_the_fix() {
 }
 
 #[tokio::test]
+async fn a_user_telegram_does_not_know_in_the_channel_is_refused_not_misconfigured() {
+    let app = TestApp::spawn().await;
+    app.telegram
+        .with(|s| s.chat_member_error = Some((400, "Bad Request: user not found".into())));
+    app.send_text(1, 51, "hi").await;
+    let text = app.wait_messages(51, 1).await.pop().unwrap();
+    assert!(text.starts_with(REFUSAL), "{text}");
+    assert!(!app.logs().contains("make the bot an administrator"));
+    assert_eq!(app.openai.request_count(), 0);
+}
+
+#[tokio::test]
 async fn gate_decisions_are_counted_by_outcome_and_source() {
     let app = TestApp::spawn().await;
     app.send_text(1, 60, "a").await;

@@ -90,10 +90,10 @@ impl UserState {
     /// Tells the other instances, through Redis. This instance's copy is already durable, so a
     /// failing Redis is logged, not an error (an answer already paid for is not thrown away).
     async fn share(&self, key: &str, value: &str, ttl: Option<Duration>) {
-        if self.kv.is_redis() {
-            if let Err(e) = self.kv.set_strict(key, value, ttl).await {
-                tracing::warn!(error = %e, "could not share conversation state through Redis");
-            }
+        if self.kv.is_redis()
+            && let Err(e) = self.kv.set_strict(key, value, ttl).await
+        {
+            tracing::warn!(error = %e, "could not share conversation state through Redis");
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Channel, ChannelPolicy, Config};
 use crate::store::kv::Kv;
-use crate::telegram::{Bot, ChatMemberUpdated, TelegramError};
+use crate::telegram::{ApiErrorKind, Bot, ChatMemberUpdated, TelegramError};
 
 /// The gate's answer for one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,34 +169,21 @@ impl Gate {
     }
 
     async fn classify(&self, user: i64, channel: &Channel, error: TelegramError) -> Status {
-        match &error {
-            TelegramError::Api {
-                code: 400,
-                description,
-                ..
-            } if description.contains("user not found")
-                || description.contains("PARTICIPANT_ID_INVALID") =>
-            {
-                self.remember(user, channel, false).await;
-                Status::Out
-            }
-            TelegramError::Api {
-                code: 400 | 403,
-                description,
-                ..
-            } => {
-                tracing::error!(
-                    channel = %channel,
-                    telegram = %description,
-                    "cannot check subscriptions: make the bot an administrator of {channel} (Telegram refused getChatMember)"
-                );
-                Status::Misconfigured
-            }
-            _ => {
-                tracing::warn!(channel = %channel, error = %error, "getChatMember failed");
-                Status::Unknown
-            }
+        if error.kind() == Some(ApiErrorKind::UserNotFound) {
+            self.remember(user, channel, false).await;
+            return Status::Out;
         }
+        // Any other refusal of a well-formed call means the bot may not look at the channel.
+        if matches!(error.code(), Some(400 | 403)) {
+            tracing::error!(
+                channel = %channel,
+                error = %error,
+                "cannot check subscriptions: make the bot an administrator of {channel} (Telegram refused getChatMember)"
+            );
+            return Status::Misconfigured;
+        }
+        tracing::warn!(channel = %channel, error = %error, "getChatMember failed");
+        Status::Unknown
     }
 
     /// Applies a `chat_member` update of a gating channel to the cache at once.

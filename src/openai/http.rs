@@ -227,12 +227,45 @@ fn endpoint_label(path: &str) -> &'static str {
     }
 }
 
+/// The wait OpenAI asks for: `retry-after-ms` (which OpenAI's own SDKs read first), else
+/// `Retry-After` in seconds. An HTTP date or a value that is not a number is ignored.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    let number = |name: &str| {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    number("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| number("retry-after").map(Duration::from_secs_f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_reads_milliseconds_first_then_seconds() {
+        let both = headers(&[("retry-after-ms", "1500"), ("retry-after", "2")]);
+        assert_eq!(retry_after(&both), Some(Duration::from_millis(1500)));
+        let seconds = headers(&[("retry-after", "2")]);
+        assert_eq!(retry_after(&seconds), Some(Duration::from_secs(2)));
+        let date = headers(&[("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")]);
+        assert_eq!(retry_after(&date), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
+    }
 }

@@ -57,9 +57,9 @@ pub struct StoreOptions {
     pub pool_size: u32,
     /// Most rows committed in one transaction.
     pub batch_max: usize,
-    /// First wait after a failed write.
+    /// First wait after a failed write (jittered: between half of it and all of it).
     pub retry_min: Duration,
-    /// Longest wait between write attempts.
+    /// Longest wait between write attempts (jittered the same way).
     pub retry_max: Duration,
     /// Commit durability: `Normal` by default (SQLite's advice for WAL), which is about twice as
     /// fast as `Full` here; a power loss may lose the last commits, a crash of the process does not.

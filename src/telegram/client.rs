@@ -8,57 +8,18 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::error::TelegramError;
 use super::params::*;
 use super::types::{BotCommand, ChatMember, User, WebhookInfo};
 use crate::config::Secret;
+use crate::retry::Policy;
 
-/// How many times a call is re-sent after Telegram says "too many requests".
-const MAX_FLOOD_RETRIES: u32 = 5;
-/// The longest `retry_after` honoured before giving up on a call.
-const MAX_RETRY_AFTER: u64 = 120;
-
-/// What went wrong talking to Telegram.
-#[derive(Debug, thiserror::Error)]
-pub enum TelegramError {
-    /// Telegram answered `ok: false`.
-    #[error("Telegram {method} failed: {code} {description}")]
-    Api {
-        method: &'static str,
-        code: u16,
-        description: String,
-    },
-    /// Still rate-limited after the retries (or asked to wait too long).
-    #[error("Telegram {method}: still rate-limited, retry after {seconds} s")]
-    RetryAfter { method: &'static str, seconds: u64 },
-    /// The request never got an answer (connection, time-out). The URL is stripped.
-    #[error("Telegram {method}: {source}")]
-    Http {
-        method: &'static str,
-        source: reqwest::Error,
-    },
-    /// The answer was not what the Bot API documents.
-    #[error("Telegram {method}: unexpected answer: {detail}")]
-    Decode {
-        method: &'static str,
-        detail: String,
-    },
-}
-
-impl TelegramError {
-    /// The Bot API error code, when Telegram gave one.
-    pub fn code(&self) -> Option<u16> {
-        match self {
-            TelegramError::Api { code, .. } => Some(*code),
-            TelegramError::RetryAfter { .. } => Some(429),
-            _ => None,
-        }
-    }
-
-    /// Whether Telegram refused the message's HTML.
-    pub fn is_parse_error(&self) -> bool {
-        matches!(self, TelegramError::Api { code: 400, description, .. } if description.contains("parse entities"))
-    }
-}
+/// How Bot API calls are retried: 429 (waiting `retry_after`, up to two minutes), 5xx and
+/// network errors, each with back-off, at most five times. Every call counts as safe to
+/// repeat, sends included: after a dropped connection a message may arrive twice, which is
+/// a smaller harm than an answer that was paid for and never delivered (SPEC §5).
+pub const POLICY: Policy = Policy::new(Duration::from_millis(500), Duration::from_secs(8), 5)
+    .with_max_retry_after(Duration::from_secs(120));
 
 #[derive(Deserialize)]
 struct Envelope<T> {
@@ -92,6 +53,7 @@ pub struct Bot {
     http: reqwest::Client,
     base: String,
     token: Secret,
+    policy: Policy,
 }
 
 impl std::fmt::Debug for Bot {
@@ -115,10 +77,16 @@ impl Bot {
             http,
             base: base.trim_end_matches('/').to_string(),
             token,
+            policy: POLICY,
         }
     }
 
-    /// Calls `method` with JSON `params`; waits and re-sends on 429 as Telegram asks.
+    /// The same client with another retry policy.
+    pub fn with_policy(self, policy: Policy) -> Self {
+        Bot { policy, ..self }
+    }
+
+    /// Calls `method` with JSON `params`, re-sent as the retry policy allows.
     pub async fn call<P, R>(
         &self,
         method: &'static str,
@@ -129,7 +97,7 @@ impl Bot {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.with_flood_retry(method, || {
+        self.with_retry(method, || {
             let request = self.http.post(self.url(method)).json(params);
             Ok(match timeout {
                 Some(t) => request.timeout(t),
@@ -139,33 +107,21 @@ impl Bot {
         .await
     }
 
-    /// Sends the request `build` makes; on 429 waits `retry_after` and sends a fresh one.
-    async fn with_flood_retry<R, B>(
-        &self,
-        method: &'static str,
-        build: B,
-    ) -> Result<R, TelegramError>
+    /// Sends the request `build` makes; after a failure the policy allows to repeat (429, 5xx,
+    /// network), waits and sends a fresh one.
+    async fn with_retry<R, B>(&self, method: &'static str, build: B) -> Result<R, TelegramError>
     where
         R: DeserializeOwned,
         B: Fn() -> Result<reqwest::RequestBuilder, TelegramError>,
     {
-        let mut attempt = 0;
-        loop {
-            match self.send(method, build()?).await {
-                Err(TelegramError::RetryAfter { seconds, .. })
-                    if attempt < MAX_FLOOD_RETRIES && seconds <= MAX_RETRY_AFTER =>
-                {
-                    attempt += 1;
-                    tracing::warn!(
-                        method,
-                        retry_after = seconds,
-                        "Telegram rate limit; waiting before re-sending"
-                    );
-                    tokio::time::sleep(Duration::from_secs(seconds)).await;
-                }
-                other => return other,
-            }
-        }
+        self.policy
+            .run(
+                "telegram",
+                true,
+                || async { self.send(method, build()?).await },
+                TelegramError::outcome,
+            )
+            .await
     }
 
     fn url(&self, method: &str) -> String {
@@ -187,11 +143,24 @@ impl Bot {
             method,
             source: e.without_url(),
         })?;
-        let envelope: Envelope<R> =
-            serde_json::from_slice(&body).map_err(|e| TelegramError::Decode {
-                method,
-                detail: format!("HTTP {status}: {e}"),
-            })?;
+        let envelope: Envelope<R> = match serde_json::from_slice(&body) {
+            Ok(envelope) => envelope,
+            // A proxy in front of the Bot API (a 502 page) answers without an envelope: keep
+            // the status, so a 5xx is retried like one Telegram itself reports.
+            Err(_) if !status.is_success() => {
+                return Err(TelegramError::Api {
+                    method,
+                    code: status.as_u16(),
+                    description: format!("HTTP {status} without a Bot API answer"),
+                });
+            }
+            Err(e) => {
+                return Err(TelegramError::Decode {
+                    method,
+                    detail: format!("HTTP {status}: {e}"),
+                });
+            }
+        };
         if envelope.ok {
             return envelope.result.ok_or(TelegramError::Decode {
                 method,
@@ -310,7 +279,7 @@ impl Bot {
         bytes: Vec<u8>,
         caption: &str,
     ) -> Result<(), TelegramError> {
-        self.with_flood_retry::<serde_json::Value, _>(method, || {
+        self.with_retry::<serde_json::Value, _>(method, || {
             let part = reqwest::multipart::Part::bytes(bytes.clone())
                 .file_name(file_name.to_string())
                 .mime_str(mime)

@@ -2,9 +2,11 @@
 //! Markdown → Telegram HTML formatter.
 
 pub mod client;
+pub mod error;
 pub mod format;
 mod params;
 pub mod types;
 
-pub use client::{Bot, ParseMode, TelegramError};
+pub use client::{Bot, ParseMode};
+pub use error::{ApiErrorKind, TelegramError};
 pub use types::*;

@@ -54,11 +54,38 @@ pub struct OpenAiState {
     pub model_reported: Option<String>,
     /// Requests being served right now (background responses not finished included).
     pub in_flight: usize,
+    /// Every `POST /responses` that arrived, answered or not.
+    pub responses_posted: usize,
+    /// `POST /responses` answers 404 `model_not_found` (a mistyped `OPENAI_MODEL`).
+    pub model_missing: bool,
+    /// How long `POST /responses` takes to answer at all (background or not): past the
+    /// client's time-out, the bot cannot know whether the response was created.
+    pub post_delay: Duration,
+    /// The items list always says `has_more` with the same `last_id` (a cursor that never
+    /// advances).
+    pub stuck_cursor: bool,
+    /// `GET /conversations/{id}/items` requests received.
+    pub item_pages_served: usize,
+    /// The next N items pages answer only after `slow_page_delay`.
+    pub slow_item_pages: u32,
+    pub slow_page_delay: Duration,
     /// Responses by id, as `GET /responses/{id}` shows them now.
     responses: HashMap<String, Value>,
     /// `GET /responses/{id}` calls.
     pub response_gets: usize,
     next_id: u64,
+}
+
+impl OpenAiState {
+    /// Forgets every conversation, as if OpenAI had deleted them.
+    pub fn forget_conversations(&mut self) {
+        self.conversations.clear();
+    }
+
+    /// The ids of the conversations OpenAI knows.
+    pub fn conversation_ids(&self) -> Vec<String> {
+        self.conversations.keys().cloned().collect()
+    }
 }
 
 #[derive(Clone)]
@@ -72,17 +99,56 @@ pub fn tokens_for(input: &str, output: &str) -> u64 {
     10 + input.chars().count() as u64 + output.chars().count() as u64
 }
 
-fn error(status: u16, message: &str) -> Response {
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body =
-        json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}});
-    let mut response = (code, axum::Json(body)).into_response();
+/// An `ErrorResponse` of the OpenAPI spec: `error.message`, `type`, `param`, `code`.
+fn api_error(
+    status: u16,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Response {
+    let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
+    let mut response = (status_code, axum::Json(body)).into_response();
     if status == 429 {
         response
             .headers_mut()
             .insert("retry-after", "0".parse().unwrap());
     }
     response
+}
+
+/// An error whose type follows from the status, with no param or code.
+fn error(status: u16, message: &str) -> Response {
+    let kind = match status {
+        401 => "invalid_authentication_error",
+        429 => "rate_limit_error",
+        500.. => "server_error",
+        _ => "invalid_request_error",
+    };
+    api_error(status, message, kind, None, None)
+}
+
+/// 404 for a conversation OpenAI does not know.
+fn conversation_not_found(id: &str) -> Response {
+    api_error(
+        404,
+        &format!("Conversation with id '{id}' not found."),
+        "invalid_request_error",
+        Some("conversation"),
+        None,
+    )
+}
+
+/// 404 for a model OpenAI does not know (or the key may not use).
+fn model_not_found(model: &str) -> Response {
+    api_error(
+        404,
+        &format!("The model `{model}` does not exist or you do not have access to it."),
+        "invalid_request_error",
+        None,
+        Some("model_not_found"),
+    )
 }
 
 impl FakeOpenAi {
@@ -106,6 +172,13 @@ impl FakeOpenAi {
             reasoning_tokens: 0,
             model_reported: None,
             in_flight: 0,
+            responses_posted: 0,
+            model_missing: false,
+            post_delay: Duration::ZERO,
+            stuck_cursor: false,
+            item_pages_served: 0,
+            slow_item_pages: 0,
+            slow_page_delay: Duration::from_secs(5),
             responses: HashMap::new(),
             response_gets: 0,
             next_id: 1,
@@ -201,9 +274,21 @@ async fn list_items(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let delay = {
+        let mut s = state.lock();
+        s.item_pages_served += 1;
+        (s.slow_item_pages > 0).then(|| {
+            s.slow_item_pages -= 1;
+            s.slow_page_delay
+        })
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let s = state.lock();
+    let stuck = s.stuck_cursor;
     let Some(items) = s.conversations.get(&id) else {
-        return error(404, "Conversation not found");
+        return conversation_not_found(&id);
     };
     let mut items: Vec<&Item> = items.iter().collect();
     if q.get("order").map(String::as_str) != Some("asc") {
@@ -218,22 +303,34 @@ async fn list_items(
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
     let has_more = items.len() > limit;
     items.truncate(limit);
-    let data: Vec<Value> = items
-        .iter()
-        .map(|i| {
-            let kind = if i.role == "user" {
-                "input_text"
-            } else {
-                "output_text"
-            };
-            json!({"type": "message", "id": i.id, "status": "completed", "role": i.role,
-                   "content": [{"type": kind, "text": i.text}]})
-        })
-        .collect();
+    if stuck {
+        // The same first page, "more to come", and a cursor that never moves.
+        let mut all: Vec<&Item> = s.conversations[&id].iter().collect();
+        all.truncate(1);
+        let data: Vec<Value> = all.iter().map(|i| item_json(i)).collect();
+        let last = data
+            .last()
+            .map(|d| d["id"].clone())
+            .unwrap_or(json!("msg_stuck"));
+        return axum::Json(json!({"object": "list", "data": data, "first_id": last, "last_id": last, "has_more": true}))
+            .into_response();
+    }
+    let data: Vec<Value> = items.iter().map(|i| item_json(i)).collect();
     let first = data.first().map(|d| d["id"].clone()).unwrap_or(Value::Null);
     let last = data.last().map(|d| d["id"].clone()).unwrap_or(Value::Null);
     axum::Json(json!({"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more}))
         .into_response()
+}
+
+/// A conversation item as the items list shows it.
+fn item_json(item: &Item) -> Value {
+    let kind = if item.role == "user" {
+        "input_text"
+    } else {
+        "output_text"
+    };
+    json!({"type": "message", "id": item.id, "status": "completed", "role": item.role,
+           "content": [{"type": kind, "text": item.text}]})
 }
 
 /// The common part of an answer: record, delay, scripted failures; the answer text on success.
@@ -273,6 +370,12 @@ async fn create_response(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
+    let (model_missing, post_delay) = {
+        let mut s = state.lock();
+        s.responses_posted += 1;
+        (s.model_missing, s.post_delay)
+    };
+    tokio::time::sleep(post_delay).await;
     for field in ["model", "conversation", "input", "instructions"] {
         if body.get(field).is_none() {
             return error(400, &format!("Missing required parameter: '{field}'."));
@@ -282,8 +385,11 @@ async fn create_response(
         .as_str()
         .unwrap_or_default()
         .to_string();
+    if model_missing {
+        return model_not_found(body["model"].as_str().unwrap_or_default());
+    }
     if !state.lock().conversations.contains_key(&conversation) {
-        return error(404, "Conversation not found");
+        return conversation_not_found(&conversation);
     }
     if body["background"] == true {
         return create_background_response(state, headers, body, conversation).await;
@@ -463,10 +569,7 @@ async fn get_model(headers: HeaderMap, Path(model): Path<String>) -> Response {
         return error(401, "Incorrect API key provided");
     }
     if model.starts_with("no-such") {
-        return error(
-            404,
-            &format!("The model `{model}` does not exist or you do not have access to it."),
-        );
+        return model_not_found(&model);
     }
     axum::Json(
         json!({"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "openai"}),

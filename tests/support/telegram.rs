@@ -36,8 +36,14 @@ pub struct TelegramState {
     /// Every getChatMember answers this error: (HTTP status, description).
     pub chat_member_error: Option<(u16, String)>,
     pub chat_member_delay: Duration,
-    /// The next N sendMessage calls get 429 with retry_after 1.
+    /// The next N sendMessage calls get 429 with `retry_after` `flood_retry_after` (1 when 0).
     pub flood_next_messages: u32,
+    pub flood_retry_after: u64,
+    /// Statuses the next sendMessage calls get, one per call; 5xx come as a proxy's HTML page,
+    /// as Telegram's front end sends them.
+    pub fail_next_messages: VecDeque<u16>,
+    /// The next N sendMessage calls lose their connection halfway through the answer.
+    pub drop_next_messages: u32,
     /// sendMessage with parse_mode HTML fails with "can't parse entities".
     pub reject_html: bool,
     pub webhook: Value,
@@ -143,6 +149,11 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// For each call of `method`, oldest first, whether it was answered `ok`.
+    pub fn delivered(&self, method: &str) -> Vec<bool> {
+        self.calls(method).iter().map(|c| c.ok).collect()
+    }
+
     /// Texts of the messages delivered (answered ok) to `chat`, in order.
     pub fn sent_texts(&self, chat: i64) -> Vec<String> {
         self.calls("sendMessage")
@@ -239,6 +250,11 @@ async fn handle(
     if method == "getUpdates" {
         return get_updates(&state, params).await;
     }
+    if method == "sendMessage"
+        && let Some(response) = scripted_failure(&mut state.lock(), &params)
+    {
+        return response;
+    }
     let response = answer(&mut state.lock(), &method, &params);
     let ok = response.status() == StatusCode::OK;
     state.lock().calls.push(Call {
@@ -248,6 +264,38 @@ async fn handle(
         ok,
     });
     response
+}
+
+/// A scripted 5xx or dropped connection for a sendMessage call (recorded as not delivered).
+fn scripted_failure(s: &mut TelegramState, params: &Value) -> Option<Response> {
+    let response = if let Some(status) = s.fail_next_messages.pop_front() {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let page = format!("<html><body><h1>{code}</h1></body></html>");
+        (code, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+    } else if s.drop_next_messages > 0 {
+        s.drop_next_messages -= 1;
+        // Headers and the first bytes go out, then the connection breaks.
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+            Ok(bytes::Bytes::from_static(b"{\"ok\": tr")),
+            Err(std::io::Error::other("connection lost")),
+        ];
+        let body = axum::body::Body::from_stream(futures::stream::iter(chunks));
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    } else {
+        return None;
+    };
+    s.calls.push(Call {
+        method: "sendMessage".into(),
+        params: params.clone(),
+        at: Instant::now(),
+        ok: false,
+    });
+    Some(response)
 }
 
 fn answer(s: &mut TelegramState, method: &str, params: &Value) -> Response {
@@ -260,8 +308,10 @@ fn answer(s: &mut TelegramState, method: &str, params: &Value) -> Response {
         "sendMessage" => {
             if s.flood_next_messages > 0 {
                 s.flood_next_messages -= 1;
-                let body = json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1",
-                    "parameters": {"retry_after": 1}});
+                let seconds = s.flood_retry_after.max(1);
+                let body = json!({"ok": false, "error_code": 429,
+                    "description": format!("Too Many Requests: retry after {seconds}"),
+                    "parameters": {"retry_after": seconds}});
                 return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
             }
             if s.reject_html && params.get("parse_mode").is_some() {

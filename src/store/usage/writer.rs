@@ -1,8 +1,9 @@
 //! The write path: one task takes rows off a channel and commits them in batches (group commit).
 //!
 //! Each batch of raw rows goes into one transaction (the roll-ups follow by trigger). A batch
-//! that fails (busy, read-only, disk full, I/O) stays in memory and is retried with capped
-//! backoff; rows are never dropped, and each `record_usage` caller is told when its row is durable.
+//! that fails (busy, read-only, disk full, I/O) stays in memory and is retried with the capped,
+//! jittered back-off of `crate::retry` (without an attempt limit: rows are never dropped; the
+//! shutdown token ends the loop), and each `record_usage` caller is told when its row is durable.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tracing::{info, warn};
 
 use super::queries::sql_date;
 use super::{Pool, StoreError, UsageRow, blocking};
+use crate::retry::Policy;
 
 /// A row handed to the writer, and whom to tell when it is committed.
 pub(super) struct Job {
@@ -53,7 +55,8 @@ impl Writer {
     pub async fn run(mut self) {
         let mut queue: VecDeque<Job> = VecDeque::new();
         let mut closing = false;
-        let mut backoff = self.config.retry_min;
+        let mut backoff =
+            Policy::new(self.config.retry_min, self.config.retry_max, u32::MAX).backoff();
         let mut outage: Option<Outage> = None;
         loop {
             if queue.is_empty() {
@@ -102,7 +105,7 @@ impl Writer {
                             "usage writes recovered"
                         );
                     }
-                    backoff = self.config.retry_min;
+                    backoff.reset();
                 }
                 Err(error) => {
                     metrics::counter!("subgpt_usage_write_errors_total").increment(1);
@@ -117,14 +120,14 @@ impl Writer {
                             });
                         }
                     }
+                    let wait = backoff.next().unwrap_or(self.config.retry_max);
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(wait) => {}
                         _ = self.shutdown.cancelled(), if !closing => {
                             closing = true;
                             self.rx.close();
                         }
                     }
-                    backoff = (backoff * 2).min(self.config.retry_max);
                 }
             }
         }
