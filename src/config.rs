@@ -191,6 +191,8 @@ pub struct Config {
     pub telegram_rich_messages: bool,
     /// The language of the bot's own texts.
     pub bot_language: BotLanguage,
+    /// A streamed answer with no event for this long is cancelled.
+    pub stream_idle: Duration,
     /// A TOML price table that replaces the built-in one.
     pub model_prices_file: Option<PathBuf>,
 }
@@ -470,6 +472,10 @@ impl Config {
                 }
             },
             model_prices_file: v.get("MODEL_PRICES_FILE").map(PathBuf::from),
+            stream_idle: match v.number("OPENAI_STREAM_IDLE_SECS", 30)? {
+                0 => return Err(problem("OPENAI_STREAM_IDLE_SECS", "must be at least 1")),
+                n => Duration::from_secs(n),
+            },
         })
     }
 

@@ -16,6 +16,7 @@ pub mod intake;
 pub mod openai;
 pub mod poll;
 pub mod prices;
+pub mod reply;
 pub mod retry;
 pub mod run;
 pub mod server;

@@ -16,6 +16,7 @@ use crate::conversation::{Conversations, UserState};
 use crate::gate::{Gate, GateLayer};
 use crate::intake::lock::UserLocks;
 use crate::intake::{Dispatcher, Intake, Limits};
+use crate::reply::Replier;
 use crate::server::{self, ServerState};
 use crate::store::kv::Kv;
 use crate::store::state::StateStore;
@@ -98,15 +99,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     let conversations = Conversations::new(&config, UserState::new(kv.clone(), state.clone()));
+    let reply = Replier::new(telegram.clone(), &config);
     let app = Arc::new(App {
         config: config.clone(),
         telegram: telegram.clone(),
+        reply: reply.clone(),
         conversations,
         usage: usage.clone(),
     });
     let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));
     let service = ServiceBuilder::new()
-        .layer(GateLayer::new(gate))
+        .layer(GateLayer::new(gate, reply.clone()))
         .service(BotService::new(app));
     let tracker = TaskTracker::new();
     let stopping = CancellationToken::new();
@@ -120,7 +123,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracker.clone(),
         locks,
         state.clone(),
-        telegram.clone(),
+        reply.clone(),
         limits,
         stopping.clone(),
     );

@@ -88,6 +88,9 @@ pub fn apology(reference: &str) -> String {
 /// A user with `USER_QUEUE_LIMIT` messages waiting sent another one (said once).
 pub const STILL_BUSY: &str = "I'm still answering your earlier messages. Please wait for those answers, then write again — I didn't take your latest message.";
 
+/// Added after the text of an answer whose stream stopped before the end.
+pub const CUT_OFF: &str = "_(The answer was cut off here.)_";
+
 /// A non-text message.
 pub const TEXT_ONLY: &str = "I can read text messages only — please write your question as text.";
 

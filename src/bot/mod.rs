@@ -11,12 +11,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::config::Config;
-use crate::conversation::Conversations;
+use crate::conversation::{ConversationError, Conversations};
 use crate::intake::{Delivery, Receipt};
 use crate::openai::{Role, Turn};
+use crate::reply::Replier;
 use crate::store::usage::UsageStore;
-use crate::telegram::format::{self, TELEGRAM_LIMIT};
-use crate::telegram::{Bot, BotCommand, Message, ParseMode, User};
+use crate::telegram::{Bot, BotCommand, Message, TelegramError, User};
 use crate::telemetry::reference_id;
 use crate::texts;
 
@@ -31,6 +31,7 @@ const HISTORY_TURN_CHARS: usize = 600;
 pub struct App {
     pub config: Config,
     pub telegram: Bot,
+    pub reply: Replier,
     pub conversations: Conversations,
     pub usage: UsageStore,
 }
@@ -117,30 +118,7 @@ impl App {
 
     /// Sends one of the bot's own HTML messages (short, written by us).
     pub async fn say(&self, chat: i64, html: &str) {
-        if let Err(e) = self.telegram.send_html(chat, html).await {
-            tracing::error!(error = %e, "could not send a message");
-        }
-    }
-
-    /// Sends Markdown from the model as Telegram HTML parts, each re-sent as plain text if
-    /// Telegram refuses its formatting.
-    pub async fn send_markdown(&self, chat: i64, markdown: &str) {
-        for part in format::render(markdown, TELEGRAM_LIMIT) {
-            match self
-                .telegram
-                .send_message(chat, &part.html, Some(ParseMode::Html))
-                .await
-            {
-                Err(e) if e.is_parse_error() => {
-                    tracing::warn!(error = %e, "Telegram refused the formatting; sending plain text");
-                    if let Err(e) = self.telegram.send_message(chat, &part.plain, None).await {
-                        tracing::error!(error = %e, "could not send an answer part");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "could not send an answer part"),
-                Ok(()) => {}
-            }
-        }
+        self.reply.say(chat, html).await;
     }
 
     async fn converse(&self, chat: i64, user: &User, text: &str, receipt: &Receipt) {
@@ -149,10 +127,24 @@ impl App {
             self.say(chat, &refusal).await;
             return;
         }
-        let typing = self.keep_typing(chat);
         let started = std::time::Instant::now();
-        let result = self.conversations.reply(user.id, text, receipt).await;
+        // "typing…" until the first draft shows (or, without drafts, until the answer).
+        let mut typing = Some(self.keep_typing(chat));
+        let live = self.reply.live(chat);
+        let result = match &live {
+            Some(live) => {
+                let mut on_text = |so_far: &str| {
+                    typing.take();
+                    live.update(so_far);
+                };
+                self.conversations
+                    .reply_live(user.id, text, receipt, &mut on_text)
+                    .await
+            }
+            None => self.conversations.reply(user.id, text, receipt).await,
+        };
         drop(typing);
+        drop(live);
         match result {
             Ok(reply) => {
                 tracing::info!(
@@ -161,8 +153,23 @@ impl App {
                     ms = started.elapsed().as_millis() as u64,
                     "answered"
                 );
-                self.record_usage(user, &reply);
-                self.send_markdown(chat, &reply.text).await;
+                self.record_usage(user, text, &reply);
+                self.reply.answer(chat, &reply.text).await;
+            }
+            Err(ConversationError::Interrupted { partial, reason }) => {
+                let reference = reference_id();
+                tracing::error!(
+                    reason,
+                    reference,
+                    chars = partial.text.chars().count(),
+                    "the answer was cut off"
+                );
+                self.record_usage(user, text, &partial);
+                if !partial.text.trim().is_empty() {
+                    let cut = format!("{}\n\n{}", partial.text.trim_end(), texts::CUT_OFF);
+                    self.reply.answer(chat, &cut).await;
+                }
+                self.say(chat, &texts::apology(&reference)).await;
             }
             Err(e) => {
                 let reference = reference_id();
@@ -172,15 +179,23 @@ impl App {
         }
     }
 
-    /// Sends "typing…" now and every few seconds until the returned guard is dropped.
+    /// Sends "typing…" now and every few seconds until the returned guard is dropped; less
+    /// often when Telegram asks (429).
     fn keep_typing(&self, chat: i64) -> AbortOnDrop {
         let telegram = self.telegram.clone();
         AbortOnDrop(tokio::spawn(async move {
             loop {
-                if let Err(e) = telegram.send_chat_action(chat, "typing").await {
-                    tracing::debug!(error = %e, "typing action failed");
-                }
-                tokio::time::sleep(TYPING_EVERY).await;
+                let wait = match telegram.send_chat_action(chat, "typing").await {
+                    Err(TelegramError::RetryAfter { seconds, .. }) => {
+                        TYPING_EVERY.max(Duration::from_secs(seconds))
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "typing action failed");
+                        TYPING_EVERY
+                    }
+                    Ok(()) => TYPING_EVERY,
+                };
+                tokio::time::sleep(wait).await;
             }
         }))
     }
@@ -208,7 +223,7 @@ impl App {
                     "**The last exchanges of this conversation**\n\n{}",
                     shown.join("\n\n")
                 );
-                self.send_markdown(chat, &markdown).await;
+                self.reply.answer(chat, &markdown).await;
             }
             Err(e) => self.apologise(chat, &e).await,
         }

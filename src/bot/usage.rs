@@ -74,12 +74,16 @@ pub fn count(n: i64, noun: &str) -> String {
 impl App {
     /// Hands the answer's usage to the usage writer (which prices it); never waits, never
     /// fails the answer.
-    pub(super) fn record_usage(&self, user: &User, reply: &Reply) {
+    pub(super) fn record_usage(&self, user: &User, question: &str, reply: &Reply) {
         let usage = reply.usage.unwrap_or_default();
         let tokens = usage.total_tokens().unwrap_or_else(|| {
-            tracing::warn!("the upstream reported no token usage; recording 0");
+            let estimate = estimate_tokens(question) + estimate_tokens(&reply.text);
+            tracing::warn!(
+                estimate,
+                "the upstream reported no token usage; recording an estimate"
+            );
             metrics::counter!("subgpt_usage_missing_total").increment(1);
-            0
+            estimate
         });
         self.usage.record_in_background(UsageRow {
             user_id: user.id,
@@ -256,4 +260,10 @@ mod tests {
         let text = day_resets(chrono_tz::Europe::Berlin);
         assert!(text.starts_with("00:00 Europe/Berlin (in "), "{text}");
     }
+}
+
+/// A rough token count for when the upstream reports none: about four characters a token
+/// (OpenAI's rule of thumb for English; other scripts take more tokens, so this errs low).
+fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
 }

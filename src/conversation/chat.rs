@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::live::{Follow, follow};
 use super::{ConversationError, UserState};
 use crate::config::Config;
 use crate::openai::chat::{ChatMessage, ChatRequest};
@@ -18,6 +19,10 @@ pub struct ChatConversations {
     instructions: String,
     ttl: Duration,
     budget: usize,
+    /// A stream silent this long is cancelled.
+    idle: Duration,
+    /// The bound on one streamed answer.
+    limit: Duration,
 }
 
 /// A rough token count (about four characters a token), enough to trim a history.
@@ -35,6 +40,8 @@ impl ChatConversations {
             instructions: config.assistant_instructions.clone(),
             ttl: config.chat_history_ttl,
             budget: config.chat_history_token_budget,
+            idle: config.stream_idle,
+            limit: config.answer_deadline,
         }
     }
 
@@ -49,13 +56,9 @@ impl ChatConversations {
             .unwrap_or_default())
     }
 
-    /// Answers `text` with the kept history, then appends both turns to it.
-    pub async fn reply(&self, user: i64, text: &str) -> Result<Reply, ConversationError> {
-        let mut history = self.load(user).await?;
-        trim_to_budget(
-            &mut history,
-            self.budget.saturating_sub(approx_tokens(text)),
-        );
+    /// The request for `text` after `history` (trimmed to the budget first).
+    fn request<'a>(&'a self, history: &'a mut Vec<Turn>, text: &'a str) -> ChatRequest<'a> {
+        trim_to_budget(history, self.budget.saturating_sub(approx_tokens(text)));
         let mut messages = vec![ChatMessage {
             role: "system",
             content: &self.instructions,
@@ -68,21 +71,70 @@ impl ChatConversations {
             role: "user",
             content: text,
         });
-        let body = ChatRequest {
+        ChatRequest {
             model: self.api.model(),
             messages,
-        };
-        let completion = self.api.chat_completion(&body).await?;
+        }
+    }
+
+    /// Answers `text` with the kept history, then appends both turns to it.
+    pub async fn reply(&self, user: i64, text: &str) -> Result<Reply, ConversationError> {
+        let mut history = self.load(user).await?;
+        let completion = self
+            .api
+            .chat_completion(&self.request(&mut history, text))
+            .await?;
         let answer = completion
             .answer()
             .ok_or_else(|| ConversationError::NoAnswer("no message content".into()))?;
+        let reply = Reply {
+            text: answer,
+            usage: completion.usage,
+            model: completion.model.clone(),
+        };
+        self.remember(user, history, text, &reply.text).await?;
+        Ok(reply)
+    }
+
+    /// Like [`ChatConversations::reply`], streamed (`stream_options.include_usage`).
+    pub async fn reply_live(
+        &self,
+        user: i64,
+        text: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Reply, ConversationError> {
+        let mut history = self.load(user).await?;
+        let stream = self
+            .api
+            .stream_chat(&self.request(&mut history, text), self.limit)
+            .await?;
+        let how = Follow {
+            api: &self.api,
+            receipt: None,
+            response_id: None,
+            idle: self.idle,
+            limit: self.limit,
+        };
+        let reply = follow(stream, how, on_text).await?;
+        self.remember(user, history, text, &reply.text).await?;
+        Ok(reply)
+    }
+
+    /// Appends the question and its answer to the kept history.
+    async fn remember(
+        &self,
+        user: i64,
+        mut history: Vec<Turn>,
+        text: &str,
+        answer: &str,
+    ) -> Result<(), ConversationError> {
         history.push(Turn {
             role: Role::User,
             text: text.to_string(),
         });
         history.push(Turn {
             role: Role::Assistant,
-            text: answer.clone(),
+            text: answer.to_string(),
         });
         trim_to_budget(&mut history, self.budget);
         let stored =
@@ -90,11 +142,7 @@ impl ChatConversations {
         self.state
             .set(&self.key(user), &stored, Some(self.ttl))
             .await?;
-        Ok(Reply {
-            text: answer,
-            usage: completion.usage,
-            model: completion.model.clone(),
-        })
+        Ok(())
     }
 
     /// The kept history, oldest first (the last `limit` turns when given).

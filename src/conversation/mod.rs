@@ -4,6 +4,7 @@
 //! database, shared through Redis.
 
 mod chat;
+mod live;
 mod responses;
 pub mod store;
 
@@ -27,6 +28,9 @@ pub enum ConversationError {
     /// The response ended without an answer (failed, cancelled, or nothing in it).
     #[error("no answer from OpenAI: {0}")]
     NoAnswer(String),
+    /// A streamed answer stopped before its end; `partial` holds the text that arrived.
+    #[error("the answer was cut off: {reason}")]
+    Interrupted { partial: Reply, reason: String },
 }
 
 /// The conversations in the mode configured. Cheap to clone.
@@ -62,6 +66,21 @@ impl Conversations {
         match self {
             Conversations::Responses(c) => c.reply(user, text, receipt).await,
             Conversations::Chat(c) => c.reply(user, text).await,
+        }
+    }
+
+    /// Like [`Conversations::reply`], streamed: `on_text` gets the whole answer so far each time
+    /// more of it arrives.
+    pub async fn reply_live(
+        &self,
+        user: i64,
+        text: &str,
+        receipt: &Receipt,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Reply, ConversationError> {
+        match self {
+            Conversations::Responses(c) => c.reply_live(user, text, receipt, on_text).await,
+            Conversations::Chat(c) => c.reply_live(user, text, on_text).await,
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::live::{Follow, follow};
 use super::{ConversationError, UserState};
 use crate::config::Config;
 use crate::intake::Receipt;
@@ -29,6 +30,10 @@ pub struct ResponsesConversations {
     state: UserState,
     ns: String,
     instructions: String,
+    /// A stream silent this long is cancelled.
+    idle: Duration,
+    /// The bound on one streamed answer.
+    limit: Duration,
 }
 
 impl ResponsesConversations {
@@ -39,6 +44,8 @@ impl ResponsesConversations {
             state,
             ns,
             instructions: config.assistant_instructions.clone(),
+            idle: config.stream_idle,
+            limit: config.answer_deadline,
         }
     }
 
@@ -85,20 +92,70 @@ impl ResponsesConversations {
         }
     }
 
+    /// Answers `text` as a stream: `on_text` sees the answer grow. The response id is recorded
+    /// with the inbox row as soon as the stream names it; a replay streams that response again
+    /// instead of asking for a new one.
+    pub async fn reply_live(
+        &self,
+        user: i64,
+        text: &str,
+        receipt: &Receipt,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Reply, ConversationError> {
+        let stream = if let Some(id) = &receipt.response_id {
+            tracing::info!(
+                response_id = id,
+                "picking up the response asked for before the restart"
+            );
+            self.api.resume_response(id, None, self.limit).await?
+        } else {
+            let conversation = self.conversation(user).await?;
+            match self
+                .api
+                .stream_response(&self.create(&conversation, text), self.limit)
+                .await
+            {
+                Err(e) if e.is_conversation_not_found() => {
+                    tracing::warn!(error = %e, "stored conversation is gone upstream; starting a new one");
+                    self.state.remove(&self.key(user)).await?;
+                    let conversation = self.conversation(user).await?;
+                    self.api
+                        .stream_response(&self.create(&conversation, text), self.limit)
+                        .await?
+                }
+                other => other?,
+            }
+        };
+        let how = Follow {
+            api: &self.api,
+            receipt: Some(receipt),
+            response_id: receipt.response_id.clone(),
+            idle: self.idle,
+            limit: self.limit,
+        };
+        follow(stream, how, on_text).await
+    }
+
+    fn create<'a>(&'a self, conversation: &'a str, text: &'a str) -> CreateResponse<'a> {
+        CreateResponse {
+            model: self.api.model(),
+            conversation,
+            instructions: &self.instructions,
+            input: text,
+            background: true,
+        }
+    }
+
     async fn respond(
         &self,
         conversation: &str,
         text: &str,
         receipt: &Receipt,
     ) -> Result<Reply, ConversationError> {
-        let body = CreateResponse {
-            model: self.api.model(),
-            conversation,
-            instructions: &self.instructions,
-            input: text,
-            background: true,
-        };
-        let response = self.api.create_response(&body).await?;
+        let response = self
+            .api
+            .create_response(&self.create(conversation, text))
+            .await?;
         if let Err(e) = receipt.record_response(&response.id).await {
             // The answer still comes; only a crash before it would ask again.
             tracing::warn!(error = %e, "could not record the response id in the inbox");

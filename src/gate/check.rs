@@ -82,10 +82,6 @@ impl Gate {
         &self.config
     }
 
-    pub(super) fn telegram(&self) -> &Bot {
-        &self.telegram
-    }
-
     fn key(&self, user: i64, channel: &Channel) -> String {
         format!("{}:sub:{user}:{}", self.ns, channel.chat_id())
     }

@@ -14,6 +14,7 @@ use tower::{Layer, Service};
 pub use check::{Decision, Gate, Source};
 
 use crate::intake::Delivery;
+use crate::reply::Replier;
 use crate::telegram::Update;
 use crate::texts;
 
@@ -21,12 +22,13 @@ use crate::texts;
 #[derive(Clone)]
 pub struct GateLayer {
     gate: Arc<Gate>,
+    reply: Replier,
 }
 
 impl GateLayer {
-    /// The layer around `gate`.
-    pub fn new(gate: Arc<Gate>) -> Self {
-        GateLayer { gate }
+    /// The layer around `gate`, answering refused users through `reply`.
+    pub fn new(gate: Arc<Gate>, reply: Replier) -> Self {
+        GateLayer { gate, reply }
     }
 }
 
@@ -35,6 +37,7 @@ impl<S> Layer<S> for GateLayer {
     fn layer(&self, inner: S) -> GateService<S> {
         GateService {
             gate: Arc::clone(&self.gate),
+            reply: self.reply.clone(),
             inner,
         }
     }
@@ -44,6 +47,7 @@ impl<S> Layer<S> for GateLayer {
 #[derive(Clone)]
 pub struct GateService<S> {
     gate: Arc<Gate>,
+    reply: Replier,
     inner: S,
 }
 
@@ -62,11 +66,12 @@ where
 
     fn call(&mut self, delivery: Delivery) -> Self::Future {
         let gate = Arc::clone(&self.gate);
+        let reply = self.reply.clone();
         // The clone is the one that was polled ready; keep a fresh clone for next time.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            if gate.admit(&delivery.update).await {
+            if gate.admit(&delivery.update, &reply).await {
                 inner.call(delivery).await
             } else {
                 Ok(())
@@ -77,7 +82,7 @@ where
 
 impl Gate {
     /// Decides whether `update` goes on to the bot; answers the user itself when not.
-    async fn admit(&self, update: &Update) -> bool {
+    async fn admit(&self, update: &Update, reply: &Replier) -> bool {
         if let Some(change) = &update.chat_member {
             self.observe(change).await;
             return false;
@@ -111,23 +116,17 @@ impl Gate {
             // `/subscribe` from a subscriber is answered by the bot, which lists what they can do.
             Decision::Allowed => true,
             Decision::Refused => {
-                self.tell(chat, &texts::not_subscribed(self.config())).await;
+                reply.say(chat, &texts::not_subscribed(self.config())).await;
                 false
             }
             Decision::Unknown => {
-                self.tell(chat, texts::CANNOT_VERIFY).await;
+                reply.say(chat, texts::CANNOT_VERIFY).await;
                 false
             }
             Decision::Misconfigured => {
-                self.tell(chat, texts::GATE_MISCONFIGURED).await;
+                reply.say(chat, texts::GATE_MISCONFIGURED).await;
                 false
             }
-        }
-    }
-
-    async fn tell(&self, chat: i64, html: &str) {
-        if let Err(e) = self.telegram().send_html(chat, html).await {
-            tracing::error!(error = %e, "could not send the gate's answer");
         }
     }
 }

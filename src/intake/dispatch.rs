@@ -21,8 +21,9 @@ use tracing::Instrument;
 
 use super::lock::UserLocks;
 use super::{Delivery, Receipt};
+use crate::reply::Replier;
 use crate::store::state::StateStore;
-use crate::telegram::{Bot, Update};
+use crate::telegram::Update;
 use crate::telemetry::reference_id;
 use crate::texts;
 
@@ -69,7 +70,7 @@ pub struct Dispatcher {
     tracker: TaskTracker,
     locks: UserLocks,
     state: StateStore,
-    telegram: Bot,
+    reply: Replier,
     limits: Limits,
     /// Cancelled at shutdown: no update is started after it; the rest stays in the inbox.
     stopping: CancellationToken,
@@ -84,7 +85,7 @@ impl Dispatcher {
         tracker: TaskTracker,
         locks: UserLocks,
         state: StateStore,
-        telegram: Bot,
+        reply: Replier,
         limits: Limits,
         stopping: CancellationToken,
     ) -> Arc<Self> {
@@ -94,7 +95,7 @@ impl Dispatcher {
             tracker,
             locks,
             state,
-            telegram,
+            reply,
             limits,
             stopping,
         })
@@ -122,7 +123,7 @@ impl Dispatcher {
             let this = Arc::clone(self);
             self.tracker.spawn(async move {
                 if let Some(chat) = job.chat().filter(|_| tell) {
-                    this.tell(chat, texts::STILL_BUSY).await;
+                    this.reply.say(chat, texts::STILL_BUSY).await;
                 }
                 this.finish(job.update.update_id).await;
             });
@@ -190,7 +191,7 @@ impl Dispatcher {
                 "given up: handling this update was started {MAX_ATTEMPTS} times without finishing"
             );
             if let Some(chat) = chat {
-                self.tell(chat, &texts::apology(&reference)).await;
+                self.reply.say(chat, &texts::apology(&reference)).await;
             }
             self.finish(update_id).await;
             return;
@@ -228,7 +229,7 @@ impl Dispatcher {
             tracing::error!(reference, "given up: {why}");
             metrics::counter!("subgpt_updates_given_up_total").increment(1);
             if let Some(chat) = chat {
-                self.tell(chat, &texts::apology(&reference)).await;
+                self.reply.say(chat, &texts::apology(&reference)).await;
             }
         }
         self.finish(update_id).await;
@@ -240,18 +241,12 @@ impl Dispatcher {
             tracing::error!(update_id, error = %e, "could not erase a handled update from the inbox");
         }
     }
-
-    async fn tell(&self, chat: i64, html: &str) {
-        if let Err(e) = self.telegram.send_html(chat, html).await {
-            tracing::error!(error = %e, "could not send a message");
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::config::{Config, Purpose, Secret};
     use crate::store::kv::Kv;
     use crate::store::state::InboxRow;
     use crate::store::usage::Synchronous;
@@ -297,7 +292,18 @@ mod tests {
             UserLocks::new(Kv::memory(), "t".into()),
             state.clone(),
             // Nothing listens there: the apology fails and is logged, which is all we need.
-            Bot::new("http://127.0.0.1:9", Secret::new("1:x")),
+            Replier::new(
+                crate::telegram::Bot::new("http://127.0.0.1:9", Secret::new("1:x"))
+                    .with_policy(crate::retry::Policy::new(Duration::ZERO, Duration::ZERO, 0)),
+                &Config::from_vars(
+                    &[("TELEGRAM_BOT_TOKEN", "1:x"), ("OPENAI_API_KEY", "k")]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    Purpose::Bot,
+                )
+                .unwrap(),
+            ),
             Limits {
                 queue: 10,
                 deadline: Duration::from_secs(10),

@@ -24,8 +24,11 @@ pub enum StreamEvent {
     /// More of the answer's text.
     Delta(String),
     /// The answer is complete (`response.completed`, or the chat stream's `[DONE]`), with the
-    /// usage when the upstream reported it.
-    Completed { usage: Option<TokenUsage> },
+    /// usage when the upstream reported it, and the model that answered.
+    Completed {
+        usage: Option<TokenUsage>,
+        model: Option<String>,
+    },
 }
 
 type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
@@ -43,8 +46,9 @@ pub struct AnswerStream {
     path: String,
     /// Responses: the `sequence_number` of the last event read (for `starting_after`).
     last_sequence: Option<u64>,
-    /// Chat: the usage chunk, kept until `[DONE]`.
+    /// Chat: the usage chunk and the model, kept until `[DONE]`.
     usage: Option<TokenUsage>,
+    model: Option<String>,
     done: bool,
 }
 
@@ -90,6 +94,8 @@ struct ResponsesEvent {
 /// One chat completion chunk (CreateChatCompletionStreamResponse; the fields the bot reads).
 #[derive(Deserialize)]
 struct ChatChunk {
+    #[serde(default)]
+    model: Option<String>,
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     #[serde(default)]
@@ -183,6 +189,7 @@ impl AnswerStream {
             path: path.into(),
             last_sequence: None,
             usage: None,
+            model: None,
             done: false,
         }
     }
@@ -257,7 +264,8 @@ impl AnswerStream {
                 }
                 self.done = true;
                 let usage = serde_json::from_value(response["usage"].clone()).ok();
-                Some(StreamEvent::Completed { usage })
+                let model = response["model"].as_str().map(str::to_string);
+                Some(StreamEvent::Completed { usage, model })
             }
             "response.failed" => return Err(self.failed(response["error"].to_string())),
             "error" => {
@@ -276,12 +284,16 @@ impl AnswerStream {
             self.done = true;
             return Ok(Some(StreamEvent::Completed {
                 usage: self.usage.take(),
+                model: self.model.take(),
             }));
         }
         let chunk: ChatChunk =
             serde_json::from_str(data).map_err(|e| self.decode_error(e.to_string()))?;
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
+        }
+        if chunk.model.is_some() {
+            self.model = chunk.model;
         }
         let text: String = chunk
             .choices
@@ -345,7 +357,8 @@ data: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\
                             output: Some(4),
                             total: Some(9),
                             ..TokenUsage::default()
-                        })
+                        }),
+                        model: None,
                     }
                 ]
             );
@@ -400,7 +413,8 @@ data: [DONE]\n\n";
                         output: Some(2),
                         total: Some(5),
                         ..TokenUsage::default()
-                    })
+                    }),
+                    model: None,
                 }]
             );
         }

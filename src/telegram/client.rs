@@ -21,6 +21,9 @@ use crate::retry::Policy;
 pub const POLICY: Policy = Policy::new(Duration::from_millis(500), Duration::from_secs(8), 5)
     .with_max_retry_after(Duration::from_secs(120));
 
+/// A draft that takes longer than this is late anyway; the next one replaces it.
+const DRAFT_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Deserialize)]
 struct Envelope<T> {
     ok: bool,
@@ -105,6 +108,26 @@ impl Bot {
             })
         })
         .await
+    }
+
+    /// Calls `method` once: no retry, a 429 comes back as [`TelegramError::RetryAfter`] for
+    /// the caller to pace itself (drafts, which are stale by the time a retry would land).
+    pub async fn call_once<P, R>(
+        &self,
+        method: &'static str,
+        params: &P,
+        timeout: Duration,
+    ) -> Result<R, TelegramError>
+    where
+        P: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let request = self
+            .http
+            .post(self.url(method))
+            .json(params)
+            .timeout(timeout);
+        self.send(method, request).await
     }
 
     /// Sends the request `build` makes; after a failure the policy allows to repeat (429, 5xx,
@@ -202,27 +225,63 @@ impl Bot {
             .map(drop)
     }
 
-    /// `sendMessage` of a short HTML text, re-sent as plain text if Telegram refuses the HTML.
-    pub async fn send_html(&self, chat_id: i64, html: &str) -> Result<(), TelegramError> {
-        match self
-            .send_message(chat_id, html, Some(ParseMode::Html))
+    /// `sendMessageDraft`, once (see [`Bot::call_once`]).
+    pub async fn send_message_draft(
+        &self,
+        chat_id: i64,
+        draft_id: i64,
+        text: &str,
+        parse_mode: Option<ParseMode>,
+    ) -> Result<(), TelegramError> {
+        let params = SendMessageDraft {
+            chat_id,
+            draft_id,
+            text,
+            parse_mode,
+        };
+        self.call_once::<_, bool>("sendMessageDraft", &params, DRAFT_TIMEOUT)
             .await
-        {
-            Err(e) if e.is_parse_error() => {
-                tracing::warn!(error = %e, "Telegram refused the formatting; sending plain text");
-                self.send_message(chat_id, &super::format::html_to_plain(html), None)
-                    .await
-            }
-            other => other,
-        }
+            .map(drop)
     }
 
-    /// `sendChatAction` (e.g. `typing`).
+    /// `sendRichMessage` with Markdown content.
+    pub async fn send_rich_message(
+        &self,
+        chat_id: i64,
+        markdown: &str,
+    ) -> Result<(), TelegramError> {
+        let params = SendRichMessage {
+            chat_id,
+            rich_message: InputRichMessage { markdown },
+        };
+        self.call::<_, serde_json::Value>("sendRichMessage", &params, None)
+            .await
+            .map(drop)
+    }
+
+    /// `sendRichMessageDraft` with Markdown content, once (see [`Bot::call_once`]).
+    pub async fn send_rich_message_draft(
+        &self,
+        chat_id: i64,
+        draft_id: i64,
+        markdown: &str,
+    ) -> Result<(), TelegramError> {
+        let params = SendRichMessageDraft {
+            chat_id,
+            draft_id,
+            rich_message: InputRichMessage { markdown },
+        };
+        self.call_once::<_, bool>("sendRichMessageDraft", &params, DRAFT_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// `sendChatAction` (e.g. `typing`), once: the next one comes in a few seconds anyway.
     pub async fn send_chat_action(&self, chat_id: i64, action: &str) -> Result<(), TelegramError> {
-        self.call::<_, bool>(
+        self.call_once::<_, bool>(
             "sendChatAction",
             &SendChatAction { chat_id, action },
-            Some(Duration::from_secs(10)),
+            Duration::from_secs(10),
         )
         .await
         .map(drop)

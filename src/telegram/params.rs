@@ -23,6 +23,37 @@ pub(super) struct LinkPreviewOptions {
 #[derive(Serialize)]
 pub(super) struct NoParams {}
 
+/// `sendMessageDraft`: a partial message, animated in place while it grows.
+#[derive(Serialize)]
+pub(super) struct SendMessageDraft<'a> {
+    pub(super) chat_id: i64,
+    pub(super) draft_id: i64,
+    pub(super) text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) parse_mode: Option<ParseMode>,
+}
+
+/// `InputRichMessage` with Markdown content.
+#[derive(Serialize)]
+pub(super) struct InputRichMessage<'a> {
+    pub(super) markdown: &'a str,
+}
+
+/// `sendRichMessage`.
+#[derive(Serialize)]
+pub(super) struct SendRichMessage<'a> {
+    pub(super) chat_id: i64,
+    pub(super) rich_message: InputRichMessage<'a>,
+}
+
+/// `sendRichMessageDraft`.
+#[derive(Serialize)]
+pub(super) struct SendRichMessageDraft<'a> {
+    pub(super) chat_id: i64,
+    pub(super) draft_id: i64,
+    pub(super) rich_message: InputRichMessage<'a>,
+}
+
 #[derive(Serialize)]
 pub(super) struct SendChatAction<'a> {
     pub(super) chat_id: i64,

@@ -1,0 +1,132 @@
+//! Drafts: an answer shown while it is written (`sendMessageDraft`, or `sendRichMessageDraft`
+//! with rich messages), through one background task per answer that sends the newest text at
+//! most once a second: at once for the first text, then after a gap that widens when Telegram
+//! says 429 (its `retry_after` honoured). A draft refused with 400 or 404 turns drafts off for
+//! the chat; the final message is sent either way, by the caller.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{RICH_MAX_CHARS, Replier};
+use crate::telegram::format::{self, TELEGRAM_LIMIT};
+use crate::telegram::{ParseMode, TelegramError};
+
+/// The usual gap between two drafts of one answer.
+const GAP: Duration = Duration::from_secs(1);
+/// The widest gap, however often Telegram asks to slow down.
+const MAX_GAP: Duration = Duration::from_secs(60);
+
+/// The drafts of one answer; dropping it stops them.
+pub struct Live {
+    text: watch::Sender<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Live {
+    pub(super) fn start(replier: Replier, chat: i64) -> Live {
+        let (text, rx) = watch::channel(String::new());
+        // One non-zero id per answer: Telegram animates the changes of one draft.
+        let draft_id = i64::from(fastrand::i32(1..));
+        let task = tokio::spawn(run(replier, chat, draft_id, rx));
+        Live { text, task }
+    }
+
+    /// The answer so far (the whole of it, Markdown).
+    pub fn update(&self, text: &str) {
+        self.text.send_replace(text.to_string());
+    }
+}
+
+async fn run(replier: Replier, chat: i64, draft_id: i64, mut rx: watch::Receiver<String>) {
+    let mut gap = GAP;
+    let mut sent = 0u32;
+    loop {
+        // Waits for new text; the sender is gone when the answer is done.
+        if rx.changed().await.is_err() {
+            return;
+        }
+        let text = rx.borrow_and_update().clone();
+        if text.trim().is_empty() {
+            continue;
+        }
+        match send(&replier, chat, draft_id, &text).await {
+            Ok(()) => {
+                sent += 1;
+                gap = GAP;
+            }
+            Err(TelegramError::RetryAfter { seconds, .. }) => {
+                gap = (gap * 2).max(Duration::from_secs(seconds)).min(MAX_GAP);
+                tracing::info!(
+                    wait_s = gap.as_secs(),
+                    "drafts slowed down at Telegram's request"
+                );
+            }
+            Err(e) if matches!(e.code(), Some(400 | 404)) => {
+                tracing::warn!(error = %e, drafts = sent, "Telegram refused a draft; no more drafts in this chat");
+                replier.refuse_drafts(chat);
+                return;
+            }
+            Err(e) => {
+                gap = (gap * 2).min(MAX_GAP);
+                tracing::debug!(error = %e, "a draft failed");
+            }
+        }
+        tokio::time::sleep(gap).await;
+    }
+}
+
+async fn send(
+    replier: &Replier,
+    chat: i64,
+    draft_id: i64,
+    markdown: &str,
+) -> Result<(), TelegramError> {
+    let telegram = replier.telegram();
+    if replier.rich() {
+        return telegram
+            .send_rich_message_draft(chat, draft_id, tail_chars(markdown, RICH_MAX_CHARS))
+            .await;
+    }
+    // Longer than one message: show the part being written, as the final split will have it.
+    let parts = format::render(markdown, TELEGRAM_LIMIT);
+    let Some(last) = parts.last() else {
+        return Ok(());
+    };
+    telegram
+        .send_message_draft(chat, draft_id, &last.html, Some(ParseMode::Html))
+        .await
+}
+
+/// The end of `text`, at most `max` characters, starting at a line when it can.
+fn tail_chars(text: &str, max: usize) -> &str {
+    let count = text.chars().count();
+    if count <= max {
+        return text;
+    }
+    let start = text.char_indices().nth(count - max).map_or(0, |(i, _)| i);
+    let tail = &text[start..];
+    match tail.find('\n') {
+        Some(nl) if nl + 1 < tail.len() => &tail[nl + 1..],
+        _ => tail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_is_short_enough_and_starts_at_a_line() {
+        let text = format!("{}\nsecond line ü\nthird", "a".repeat(100));
+        assert_eq!(tail_chars(&text, 1000), text);
+        assert_eq!(tail_chars(&text, 20), "third");
+        assert!(tail_chars(&"ü".repeat(50), 10).chars().count() == 10);
+    }
+}
