@@ -2,4 +2,5 @@
 //! (on a blocking pool).
 
 pub mod kv;
+pub mod schema;
 pub mod usage;
