@@ -10,6 +10,7 @@ pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod gate;
+pub mod listen;
 pub mod openai;
 pub mod poll;
 pub mod run;

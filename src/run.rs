@@ -15,6 +15,7 @@ use crate::bot::lock::UserLocks;
 use crate::bot::{self, App, BotService};
 use crate::config::Config;
 use crate::gate::{Gate, GateLayer};
+use crate::listen::{HttpTimeouts, serve_http};
 use crate::openai::Assistant;
 use crate::server::{self, ServerState};
 use crate::store::kv::Kv;
@@ -144,14 +145,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let router = server::app(state, &running.config.webhook_path);
     let closed = CancellationToken::new();
-    let mut server = {
-        let closed = closed.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { closed.cancelled().await })
-                .await
-        })
+    let timeouts = HttpTimeouts {
+        header_read: running.config.http_header_timeout,
+        request: running.config.http_request_timeout,
     };
+    let mut server = tokio::spawn(serve_http(listener, router, timeouts, closed.clone()));
     tracing::info!(addr = %running.config.bind_addr, path = %running.config.webhook_path, "listening for webhook updates");
     upkeep_metrics(stopping.clone());
 

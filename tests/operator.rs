@@ -354,3 +354,71 @@ async fn metrics_and_json_logs() {
     assert_eq!(line["span"]["update_id"], 1);
     assert_eq!(line["span"]["user_id"], 80);
 }
+
+/// Sends `fast` at once and then `slow` one byte a second on a fresh connection, reading
+/// whatever comes back; returns what the server sent and how long the connection lasted.
+/// Panics when the server still holds the connection after `limit`.
+async fn trickle(base: &str, fast: &[u8], slow: &[u8], limit: Duration) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = std::time::Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let _ = read.read_to_end(&mut seen).await;
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let (fast, slow) = (fast.to_vec(), slow.to_vec());
+    let writer = tokio::spawn(async move {
+        if write.write_all(&fast).await.is_err() {
+            return;
+        }
+        for byte in slow {
+            if write.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        // Keep the connection open: only the server may end it.
+        std::future::pending::<()>().await;
+    });
+    let answer = tokio::time::timeout(limit, reader).await;
+    let lasted = started.elapsed();
+    writer.abort();
+    let answer = answer
+        .unwrap_or_else(|_| panic!("the server kept a trickling client for {limit:?}"))
+        .unwrap();
+    (answer, lasted)
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_by_the_time_outs() {
+    let app = Spawn::default()
+        .env("HTTP_HEADER_TIMEOUT_SECS", "2")
+        .env("HTTP_REQUEST_TIMEOUT_SECS", "3")
+        .start()
+        .await;
+    let limit = Duration::from_secs(12);
+    // Slow-loris: headers one byte a second would take 34 s.
+    let headers = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (answer, _) = trickle(&app.base, b"", headers, limit).await;
+    assert!(
+        !answer.contains("200 OK"),
+        "the trickled request must not be served: {answer:?}"
+    );
+
+    // Headers at once, then the body one byte a second: the request time-out answers 408.
+    let body = br#"{"update_id": 1, "message": {"text": "slow"}}"#;
+    let headers = format!(
+        "POST /webhook HTTP/1.1\r\nHost: a\r\nX-Telegram-Bot-Api-Secret-Token: {SECRET}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (answer, _) = trickle(&app.base, headers.as_bytes(), body, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert_eq!(app.openai.request_count(), 0);
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, 200, "the server still serves others");
+}
