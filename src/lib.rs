@@ -15,6 +15,7 @@ pub mod openai;
 pub mod poll;
 pub mod run;
 pub mod server;
+pub mod startup;
 pub mod store;
 pub mod telegram;
 pub mod telemetry;

@@ -18,9 +18,15 @@ use crate::gate::{Gate, GateLayer};
 use crate::listen::{HttpTimeouts, serve_http};
 use crate::openai::Assistant;
 use crate::server::{self, ServerState};
+use crate::startup::{Failure, retry};
 use crate::store::kv::Kv;
 use crate::store::usage::{StoreOptions, Synchronous, UsageStore};
 use crate::telegram::{Bot, TelegramError};
+
+/// The longest start-up waits for Redis (it is optional; Telegram is not).
+const REDIS_WAIT: Duration = Duration::from_secs(15);
+/// One Redis ping at start-up.
+const REDIS_PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a running bot holds.
 pub struct Running {
@@ -55,7 +61,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let kv = match &config.redis_url {
         Some(url) => {
             let kv = Kv::redis(url).context("REDIS_URL")?;
-            if let Err(e) = kv.ping().await {
+            // Redis coming up after us is common at boot; without it the bot still works
+            // (the gate asks Telegram directly), so after the wait it starts anyway.
+            let budget = config.startup_retry.min(REDIS_WAIT);
+            let ping = retry("Redis", budget, || async {
+                match tokio::time::timeout(REDIS_PING_TIMEOUT, kv.ping()).await {
+                    Ok(answer) => answer.map_err(|e| Failure::Transient(e.to_string())),
+                    Err(_) => Err(Failure::Transient("no answer in 5 s".to_string())),
+                }
+            });
+            if let Err(e) = ping.await {
                 tracing::warn!(error = %e, "Redis is not answering; starting anyway (the gate asks Telegram directly)");
             }
             kv
@@ -63,7 +78,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => Kv::memory(),
     };
     let telegram = Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone());
-    let me = telegram.get_me().await.map_err(|e| match e {
+    let me = retry("Telegram getMe", config.startup_retry, || async {
+        telegram.get_me().await.map_err(|e| match e {
+            TelegramError::Api { code: 401 | 404, .. } => Failure::Permanent(e),
+            other => Failure::Transient(other),
+        })
+    })
+    .await
+    .map_err(|e| match e {
         TelegramError::Api { code: 401 | 404, .. } => {
             anyhow::anyhow!("Telegram rejected TELEGRAM_BOT_TOKEN (getMe: {e}); copy the token again from @BotFather")
         }

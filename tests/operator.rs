@@ -422,3 +422,30 @@ async fn slow_clients_are_cut_off_by_the_time_outs() {
     let (status, _) = app.get("/healthz").await;
     assert_eq!(status, 200, "the server still serves others");
 }
+
+#[tokio::test]
+async fn start_up_waits_out_a_telegram_outage_but_not_a_rejected_token() {
+    let telegram = FakeTelegram::start().await;
+    let openai = FakeOpenAi::start().await;
+    telegram.with(|s| s.get_me_failures = 2);
+    let app = Spawn::default().fakes(&telegram, &openai).start().await;
+    let get_me: Vec<bool> = telegram.calls("getMe").iter().map(|c| c.ok).collect();
+    assert_eq!(get_me, vec![false, false, true], "{}", app.logs());
+    assert!(
+        app.logs().contains("Telegram getMe failed; retrying"),
+        "each failure is logged:\n{}",
+        app.logs()
+    );
+    app.send_text(1, 90, "after the outage").await;
+    app.wait_messages(90, 1).await;
+    drop(app);
+
+    // A rejected token is not waited out.
+    telegram.with(|s| s.reject_token = true);
+    let started = std::time::Instant::now();
+    let (code, out) = run(Spawn::default().fakes(&telegram, &openai)).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Telegram rejected TELEGRAM_BOT_TOKEN"), "{out}");
+    assert_eq!(telegram.calls("getMe").len(), 4, "one more getMe, no retries");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
