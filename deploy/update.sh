@@ -2,9 +2,13 @@
 # Update this instance to a new binary, keeping a way back.
 #   update.sh NEW_BINARY   install NEW_BINARY (built elsewhere)
 #   update.sh              build from the sources in the instance: cargo build --release --locked
-# Steps: back up the binary and .env into backups/<timestamp>/ (the newest BACKUPS_KEEP=5
-# are kept), install or build, (re)start — also when it was stopped — and wait for /healthz. If the new version does not come up, the backup is restored and
-# started again, and the script exits 1.
+# Steps: back up the binary, .env and the databases (an online copy made by the installed
+# binary's `subgpt backup`) into backups/<timestamp>/ (the newest BACKUPS_KEEP=5 are kept),
+# install or build, (re)start — also when it was stopped — and wait for /healthz. If the new
+# version does not come up, everything is restored — the databases too, since the new binary
+# may have migrated them past what the old one accepts — and the old version is started
+# again; the script exits 1. The databases as the failed version left them are kept aside in
+# backups/<timestamp>/rolled-back/.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -52,10 +56,30 @@ if [[ -f $BIN ]]; then
 fi
 [[ ! -f $ENV_FILE ]] || cp -p -- "$ENV_FILE" "$backup/.env"
 msg "backup of the current binary and .env: $backup"
-# Keep the newest BACKUPS_KEEP backups (default 5), this one included; the names sort by time.
+
+# The databases, copied online by the installed binary (consistent while it serves).
+usage_db=$(db_path ANALYTICS_DB_PATH ./data/user_analytics.db)
+state_db=$(db_path STATE_DB_PATH ./data/state.db)
+db_snapshot=
+if [[ $had_bin == yes && -f $usage_db ]]; then
+	if ! out=$(cd -- "$INSTANCE" && "$BIN" backup --out "$backup/db" 2>&1); then
+		rm -rf -- "$backup"
+		die "could not back up the databases; nothing was changed: ${out//$'\n'/; }"
+	fi
+	printf '%s\n' "$out" | sed 's/^/  /'
+	for d in "$backup"/db/*/; do
+		db_snapshot=${d%/}
+	done
+	[[ -n $db_snapshot && -f $db_snapshot/user_analytics.db ]] ||
+		die "the database backup in $backup/db is incomplete; nothing was changed"
+fi
+
+# Keep the newest BACKUPS_KEEP backups (default 5), this one included; the names sort by
+# time. Only directories named like ours are touched (not e.g. a daily `backup --out`).
 keep=$(cfg_uint BACKUPS_KEEP 5)
 older=()
-for d in "$INSTANCE"/backups/*/; do
+for d in "$INSTANCE"/backups/[0-9]*T*Z*/; do
+	[[ -d $d ]] || continue
 	[[ ${d%/} == "$backup" ]] || older+=("${d%/}")
 done
 if ((${#older[@]} > keep - 1)); then
@@ -82,6 +106,22 @@ fi
 
 msg "the new version did not come up: rolling back to $backup" >&2
 ctl stop || true
+if [[ -n $db_snapshot ]]; then
+	# The file the failed version left (WAL included) goes aside, never away.
+	mkdir -p -- "$backup/rolled-back"
+	for pair in "$usage_db:user_analytics.db" "$state_db:state.db"; do
+		live=${pair%:*}
+		copy=$db_snapshot/${pair##*:}
+		for f in "$live" "$live-wal" "$live-shm" "$live-journal"; do
+			[[ ! -e $f ]] || mv -f -- "$f" "$backup/rolled-back/"
+		done
+		if [[ -f $copy ]]; then
+			cp -p -- "$copy" "$live.restore.$$"
+			mv -f -- "$live.restore.$$" "$live"
+			msg "restored $live from $copy" >&2
+		fi
+	done
+fi
 if [[ $had_bin == yes ]]; then
 	install_binary "$backup/subgpt"
 else
