@@ -575,37 +575,120 @@ fn site_config_for_test(tls_port: u16, http_port: u16, cert_dir: &Path, backend:
     conf
 }
 
+/// nginx serving the site (as adapted by [`site_config_for_test`], then by `edit`) in front of
+/// `backend`, from a temp dir; killed when dropped.
+struct NginxSite {
+    tls_port: u16,
+    http_port: u16,
+    dir: tempfile::TempDir,
+    // Dropped (killed) before `dir` goes away.
+    _nginx: Nginx,
+}
+
+impl NginxSite {
+    fn start(backend: &str, edit: impl FnOnce(String) -> String) -> NginxSite {
+        let nginx = find_program("nginx", &["/usr/sbin/nginx"]).expect(
+            "nginx is not installed (apt-get install nginx); the project's test script installs it",
+        );
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t = tmp.path();
+        let (out, text) = run({
+            let mut c = Command::new("openssl");
+            c.args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .arg("-keyout")
+            .arg(t.join("key.pem"))
+            .arg("-out")
+            .arg(t.join("cert.pem"));
+            c
+        });
+        assert!(
+            out.status.success(),
+            "openssl could not make a certificate:\n{text}"
+        );
+        let ports = free_ports(2);
+        let (tls_port, http_port) = (ports[0], ports[1]);
+        let site = edit(site_config_for_test(tls_port, http_port, t, backend));
+        fs::write(t.join("subgpt.conf"), site).expect("write site config");
+        let d = t.display();
+        // Enough connections for 100 parallel clients plus their upstream connections.
+        fs::write(
+            t.join("nginx.conf"),
+            format!(
+                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+                 error_log {d}/error.log info;\nevents {{ worker_connections 1024; }}\n\
+                 http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/client_body;\n  \
+                 proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+                 uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/subgpt.conf;\n}}\n"
+            ),
+        )
+        .expect("write nginx.conf");
+        let mut prefix = t.as_os_str().to_owned();
+        prefix.push("/");
+        let child = Command::new(&nginx)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(t.join("nginx.conf"))
+            .arg("-e")
+            .arg(t.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let mut nginx_proc = Nginx(child);
+        let up = wait_until(Duration::from_secs(15), || {
+            let exited = matches!(nginx_proc.0.try_wait(), Ok(Some(_)));
+            exited
+                || (TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+                    && TcpStream::connect(("127.0.0.1", http_port)).is_ok())
+        });
+        let exited = nginx_proc.0.try_wait().expect("try_wait");
+        let site = NginxSite {
+            tls_port,
+            http_port,
+            dir: tmp,
+            _nginx: nginx_proc,
+        };
+        assert!(
+            up && exited.is_none(),
+            "nginx did not start ({exited:?}):\n{}",
+            site.error_log()
+        );
+        site
+    }
+
+    fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.tls_port)
+    }
+}
+
+fn https_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
 #[tokio::test]
 async fn nginx_site_proxies_only_the_webhook_and_healthz() {
-    let nginx = find_program("nginx", &["/usr/sbin/nginx"]).expect(
-        "nginx is not installed (apt-get install nginx); the project's test script installs it",
-    );
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let t = tmp.path();
-    let (out, text) = run({
-        let mut c = Command::new("openssl");
-        c.args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(t.join("key.pem"))
-        .arg("-out")
-        .arg(t.join("cert.pem"));
-        c
-    });
-    assert!(
-        out.status.success(),
-        "openssl could not make a certificate:\n{text}"
-    );
-
     let backend = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/webhook"))
@@ -627,61 +710,11 @@ async fn nginx_site_proxies_only_the_webhook_and_healthz() {
             .mount(&backend)
             .await;
     }
+    let site = NginxSite::start(&backend.address().to_string(), |conf| conf);
+    let error_log = || site.error_log();
+    let (http_port, base) = (site.http_port, site.base());
 
-    let ports = free_ports(2);
-    let (tls_port, http_port) = (ports[0], ports[1]);
-    let site = site_config_for_test(tls_port, http_port, t, &backend.address().to_string());
-    fs::write(t.join("subgpt.conf"), site).expect("write site config");
-    let d = t.display();
-    fs::write(
-        t.join("nginx.conf"),
-        format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-             error_log {d}/error.log info;\nevents {{ worker_connections 64; }}\n\
-             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/client_body;\n  \
-             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
-             uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/subgpt.conf;\n}}\n"
-        ),
-    )
-    .expect("write nginx.conf");
-
-    let mut prefix = t.as_os_str().to_owned();
-    prefix.push("/");
-    let child = Command::new(&nginx)
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(t.join("nginx.conf"))
-        .arg("-e")
-        .arg(t.join("error.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
-    let mut nginx_proc = Nginx(child);
-    let error_log = || fs::read_to_string(t.join("error.log")).unwrap_or_default();
-    let up = wait_until(Duration::from_secs(15), || {
-        let exited = matches!(nginx_proc.0.try_wait(), Ok(Some(_)));
-        exited
-            || (TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
-                && TcpStream::connect(("127.0.0.1", http_port)).is_ok())
-    });
-    let exited = nginx_proc.0.try_wait().expect("try_wait");
-    assert!(
-        up && exited.is_none(),
-        "nginx did not start ({exited:?}):\n{}",
-        error_log()
-    );
-
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client");
-    let base = format!("https://127.0.0.1:{tls_port}");
+    let client = https_client();
 
     let resp = client
         .post(format!("{base}/webhook"))
@@ -776,5 +809,239 @@ async fn nginx_site_proxies_only_the_webhook_and_healthz() {
         1,
         "exactly the one valid webhook POST reaches the backend: {paths:?}"
     );
-    drop(nginx_proc);
+}
+
+#[tokio::test]
+async fn nginx_rate_limits_the_webhook_but_lets_100_parallel_deliveries_through() {
+    let backend = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/webhook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&backend)
+        .await;
+    let site = NginxSite::start(&backend.address().to_string(), |conf| conf);
+    let client = https_client();
+    let url = format!("{}/webhook", site.base());
+    let post = |client: reqwest::Client, url: String| async move {
+        client
+            .post(url)
+            .header("X-Telegram-Bot-Api-Secret-Token", "test_secret")
+            .body(r#"{"update_id":1}"#)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    // Telegram's most: 100 deliveries at once (setWebhook max_connections).
+    let first: Vec<u16> =
+        futures::future::join_all((0..100).map(|_| post(client.clone(), url.clone()))).await;
+    assert!(
+        first.iter().all(|s| *s == 200),
+        "100 parallel deliveries must all pass: {first:?}\n{}",
+        site.error_log()
+    );
+    // A flood from one address meets limit_req: 429, and nothing of it reaches the bot.
+    let mut statuses = Vec::new();
+    while statuses.len() < 5000 && !statuses.contains(&429) {
+        let batch =
+            futures::future::join_all((0..50).map(|_| post(client.clone(), url.clone()))).await;
+        statuses.extend(batch);
+    }
+    assert!(
+        statuses.contains(&429),
+        "no 429 after {} requests",
+        statuses.len()
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    let passed = 100 + statuses.iter().filter(|s| **s == 200).count();
+    let seen = backend.received_requests().await.expect("recording").len();
+    assert_eq!(seen, passed, "only the requests answered 200 reach the bot");
+}
+
+#[tokio::test]
+async fn nginx_telegram_allow_list_switches_on_with_one_include() {
+    let backend = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/webhook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&backend)
+        .await;
+    let snippet = repo().join("nginx/telegram-only.conf");
+    let site = NginxSite::start(&backend.address().to_string(), |conf| {
+        let line = "# include /etc/nginx/snippets/subgpt-telegram-only.conf;";
+        assert!(conf.contains(line), "the site has the include to uncomment");
+        conf.replace(line, &format!("include {};", snippet.display()))
+    });
+    let status = https_client()
+        .post(format!("{}/webhook", site.base()))
+        .header("X-Telegram-Bot-Api-Secret-Token", "test_secret")
+        .body(r#"{"update_id":1}"#)
+        .send()
+        .await
+        .expect("POST /webhook")
+        .status();
+    assert_eq!(status, 403, "loopback is not Telegram");
+    assert!(backend.received_requests().await.expect("recording").is_empty());
+}
+
+#[test]
+fn the_unit_never_gives_up_for_good() {
+    let unit = fs::read_to_string(repo().join("deploy/subgpt.service")).expect("read the unit");
+    let value = |key: &str| {
+        unit.lines()
+            .filter_map(|l| l.trim().strip_prefix(&format!("{key}=")))
+            .next_back()
+            .map(str::to_string)
+    };
+    // systemd.unit(5): StartLimitIntervalSec=0 disables the start rate limit, so restarts go
+    // on through an outage of any length (deploy/check.sh runs systemd-analyze verify on it).
+    assert_eq!(value("StartLimitIntervalSec").as_deref(), Some("0"), "{unit}");
+    assert_eq!(value("Restart").as_deref(), Some("on-failure"));
+    let restart_sec = value("RestartSec").expect("RestartSec");
+    assert!(
+        restart_sec != "0" && restart_sec != "0s",
+        "restarts are spaced: {restart_sec}"
+    );
+}
+
+/// An executable shell script at `path`.
+fn write_script(path: &Path, body: &str) {
+    fs::write(path, body).expect("write script");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod script");
+}
+
+type UsageRows = Vec<(i64, i64, String, String, i64)>;
+
+fn usage_rows(db: &Path) -> (i64, UsageRows) {
+    let conn = rusqlite::Connection::open(db).expect("open the usage db");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    let mut stmt = conn
+        .prepare("SELECT id, user_id, username, request_date, tokens_used FROM user_analytics ORDER BY id")
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    (version, rows)
+}
+
+#[tokio::test]
+async fn update_rolls_back_the_databases_a_failed_binary_migrated() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut reaper = Reaper::default();
+    let api = fake_telegram().await;
+    let port = free_ports(1)[0];
+    let dir = make_instance(tmp.path(), "bot", port, &api.uri());
+    reaper.instances = vec![dir.clone()];
+    let (out, text) = run(script(&dir, "start.sh"));
+    if let Some(pid) = read_pid(&dir) {
+        reaper.servers.push((pid, dir.clone()));
+    }
+    assert!(out.status.success(), "start.sh:\n{text}");
+    let db = dir.join("data/usage.db");
+    {
+        // Rows written beside the running service, as an operator's tool would.
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.busy_timeout(Duration::from_secs(5)).expect("busy");
+        for user in 1..=3i64 {
+            conn.execute(
+                "INSERT INTO user_analytics (user_id, username, request_date, tokens_used) VALUES (?1, 'u', '2026-12-01', ?2)",
+                (user, user * 10),
+            )
+            .expect("insert");
+        }
+    }
+    let before = usage_rows(&db);
+    assert_eq!(before.1.len(), 3);
+
+    // The "new version": migrates the database past the old binary, then never gets healthy.
+    let new = tmp.path().join("new-subgpt");
+    write_script(
+        &new,
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'subgpt 9.9.9'; exit 0; }\n\
+         sqlite3 ./data/usage.db 'PRAGMA user_version = 99; CREATE TABLE from_the_future (x); DELETE FROM user_analytics;' || exit 3\n\
+         echo 'migrated to 99' >&2\nwhile :; do sleep 1; done\n",
+    );
+    let (out, text) = run({
+        let mut c = script(&dir, "update.sh");
+        c.arg(&new).env("START_TIMEOUT_SECS", "5");
+        c
+    });
+    if let Some(pid) = read_pid(&dir) {
+        reaper.servers.push((pid, dir.clone()));
+    }
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("rolling back") && text.contains("restored"),
+        "{text}"
+    );
+    let log = fs::read_to_string(dir.join("logs/subgpt.log")).unwrap_or_default();
+    assert!(log.contains("migrated to 99"), "the new binary did run:\n{log}");
+
+    assert_eq!(usage_rows(&db), before, "the rows and schema are as before");
+    let (out, text) = run(script(&dir, "status.sh"));
+    assert_eq!(out.status.code(), Some(0), "the old version runs:\n{text}");
+    assert!(text.contains("healthz:  ok"), "{text}");
+    // What the failed version left is kept aside, not deleted.
+    let backup = fs::read_dir(dir.join("backups"))
+        .expect("backups/")
+        .map(|e| e.expect("entry").path())
+        .next()
+        .expect("one backup");
+    let aside = usage_rows(&backup.join("rolled-back/usage.db"));
+    assert_eq!((aside.0, aside.1.len()), (99, 0));
+
+    let (out, text) = run(script(&dir, "stop.sh"));
+    assert!(out.status.success(), "stop.sh:\n{text}");
+}
+
+#[tokio::test]
+async fn start_trusts_only_its_own_process_on_the_port() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut reaper = Reaper::default();
+    let api = fake_telegram().await;
+    let port = free_ports(1)[0];
+    let dir = make_instance(tmp.path(), "bot", port, &api.uri());
+    reaper.instances = vec![dir.clone()];
+    // Another process answers /healthz on this instance's BIND_ADDR.
+    let impostor = MockServer::builder()
+        .listener(TcpListener::bind(("127.0.0.1", port)).expect("bind the port"))
+        .start()
+        .await;
+    Mock::given(path("/healthz"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&impostor)
+        .await;
+
+    // A binary that starts but never listens must not pass for healthy.
+    write_script(
+        &dir.join("subgpt"),
+        "#!/bin/sh\nwhile :; do sleep 1; done\n",
+    );
+    let (out, text) = run({
+        let mut c = script(&dir, "start.sh");
+        c.env("START_TIMEOUT_SECS", "3");
+        c
+    });
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("something else answers on port {port}")),
+        "{text}"
+    );
+    assert!(read_pid(&dir).is_none(), "no PID file is left");
+
+    // The real binary cannot bind the port: start.sh sees it exit, not the impostor's answer.
+    fs::copy(env!("CARGO_BIN_EXE_subgpt"), dir.join("subgpt")).expect("copy the binary");
+    let (out, text) = run(script(&dir, "start.sh"));
+    if let Some(pid) = read_pid(&dir) {
+        reaper.servers.push((pid, dir.clone()));
+    }
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("BIND_ADDR"), "the log says why:\n{text}");
 }
