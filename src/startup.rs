@@ -80,7 +80,10 @@ mod tests {
     async fn waits_out_transient_failures_with_growing_pauses() {
         let calls = AtomicU32::new(0);
         let started = Instant::now();
-        let got = retry("test", Duration::from_secs(60), || failing(2, false, &calls)).await;
+        let got = retry("test", Duration::from_secs(60), || {
+            failing(2, false, &calls)
+        })
+        .await;
         assert_eq!(got, Ok(3));
         // 1 s + 2 s of back-off.
         assert_eq!(started.elapsed().as_secs(), 3);
@@ -95,7 +98,10 @@ mod tests {
 
         let calls = AtomicU32::new(0);
         let started = Instant::now();
-        let got = retry("test", Duration::from_secs(40), || failing(100, false, &calls)).await;
+        let got = retry("test", Duration::from_secs(40), || {
+            failing(100, false, &calls)
+        })
+        .await;
         assert!(got.is_err());
         // Pauses 1+2+4+8+16 = 31 s; the next (30 s) would end past the budget.
         assert_eq!(calls.load(Ordering::SeqCst), 6);

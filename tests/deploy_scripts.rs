@@ -884,7 +884,13 @@ async fn nginx_telegram_allow_list_switches_on_with_one_include() {
         .expect("POST /webhook")
         .status();
     assert_eq!(status, 403, "loopback is not Telegram");
-    assert!(backend.received_requests().await.expect("recording").is_empty());
+    assert!(
+        backend
+            .received_requests()
+            .await
+            .expect("recording")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -898,7 +904,11 @@ fn the_unit_never_gives_up_for_good() {
     };
     // systemd.unit(5): StartLimitIntervalSec=0 disables the start rate limit, so restarts go
     // on through an outage of any length (deploy/check.sh runs systemd-analyze verify on it).
-    assert_eq!(value("StartLimitIntervalSec").as_deref(), Some("0"), "{unit}");
+    assert_eq!(
+        value("StartLimitIntervalSec").as_deref(),
+        Some("0"),
+        "{unit}"
+    );
     assert_eq!(value("Restart").as_deref(), Some("on-failure"));
     let restart_sec = value("RestartSec").expect("RestartSec");
     assert!(
@@ -924,7 +934,9 @@ fn usage_rows(db: &Path) -> (i64, UsageRows) {
         .prepare("SELECT id, user_id, username, request_date, tokens_used FROM user_analytics ORDER BY id")
         .expect("prepare");
     let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -982,7 +994,10 @@ async fn update_rolls_back_the_databases_a_failed_binary_migrated() {
         "{text}"
     );
     let log = fs::read_to_string(dir.join("logs/subgpt.log")).unwrap_or_default();
-    assert!(log.contains("migrated to 99"), "the new binary did run:\n{log}");
+    assert!(
+        log.contains("migrated to 99"),
+        "the new binary did run:\n{log}"
+    );
 
     assert_eq!(usage_rows(&db), before, "the rows and schema are as before");
     let (out, text) = run(script(&dir, "status.sh"));

@@ -445,8 +445,15 @@ async fn start_up_waits_out_a_telegram_outage_but_not_a_rejected_token() {
     let started = std::time::Instant::now();
     let (code, out) = run(Spawn::default().fakes(&telegram, &openai)).await;
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("Telegram rejected TELEGRAM_BOT_TOKEN"), "{out}");
-    assert_eq!(telegram.calls("getMe").len(), 4, "one more getMe, no retries");
+    assert!(
+        out.contains("Telegram rejected TELEGRAM_BOT_TOKEN"),
+        "{out}"
+    );
+    assert_eq!(
+        telegram.calls("getMe").len(),
+        4,
+        "one more getMe, no retries"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -538,13 +545,9 @@ async fn backup_copies_both_databases_while_serving_and_a_restore_has_every_row(
         dump(&state_copy, "backup_probe"),
         dump(std::path::Path::new(&state), "backup_probe")
     );
-    let (code, text) = run(Spawn::default().command(&[
-        "analytics",
-        "info",
-        "--db",
-        usage_copy.to_str().unwrap(),
-    ]))
-    .await;
+    let (code, text) =
+        run(Spawn::default().command(&["analytics", "info", "--db", usage_copy.to_str().unwrap()]))
+            .await;
     assert_eq!(code, 0, "the viewer reads the restored copy: {text}");
     assert!(text.contains("5"), "{text}");
 
@@ -607,7 +610,8 @@ async fn only_serve_migrates_and_a_newer_database_is_refused_naming_both_version
 
     // A newer subgpt has been here: every command refuses, naming both versions.
     conn.pragma_update(None, "user_version", 99).unwrap();
-    let both = format!("schema version 99, but this subgpt knows schema versions up to {LATEST_VERSION}");
+    let both =
+        format!("schema version 99, but this subgpt knows schema versions up to {LATEST_VERSION}");
     let (_t, _o, check) = healthy(&redis).await;
     let (code, out) = run(check.dir(&dir)).await;
     assert_eq!(code, 1, "{out}");

@@ -167,7 +167,11 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Copies every source into a new snapshot directory under `out`, then keeps the newest
 /// `keep` snapshots. Nothing is left behind in `out` when it fails.
-pub fn backup(sources: &[Source], out: &Path, keep: Option<usize>) -> Result<Snapshot, BackupError> {
+pub fn backup(
+    sources: &[Source],
+    out: &Path,
+    keep: Option<usize>,
+) -> Result<Snapshot, BackupError> {
     // Check every source first, so a refused database leaves no half-made snapshot.
     let mut present = Vec::new();
     let mut skipped = Vec::new();
@@ -225,7 +229,10 @@ fn new_snapshot_dir(out: &Path) -> Result<PathBuf, BackupError> {
         }
     }
     Err(BackupError::Io {
-        what: format!("cannot create a new snapshot directory in {}", out.display()),
+        what: format!(
+            "cannot create a new snapshot directory in {}",
+            out.display()
+        ),
         source: std::io::ErrorKind::AlreadyExists.into(),
     })
 }
@@ -279,7 +286,11 @@ fn prune(out: &Path, keep: usize) -> Result<Vec<PathBuf>, BackupError> {
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_snapshot_name))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_snapshot_name)
+        })
         .collect();
     // The names sort by time.
     snapshots.sort();

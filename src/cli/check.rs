@@ -124,7 +124,12 @@ fn sqlite_as_it_is(path: &Path) -> Outcome {
                 "run the newer binary, or restore the backup (deploy/README.md, backups)",
             );
         }
-        Err(e) => return fail(e.to_string(), "check that the file is subgpt's usage database"),
+        Err(e) => {
+            return fail(
+                e.to_string(),
+                "check that the file is subgpt's usage database",
+            );
+        }
     };
     let probe = conn
         .busy_timeout(Duration::from_secs(5))

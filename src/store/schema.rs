@@ -131,7 +131,9 @@ pub fn open_read_only(path: &Path) -> Result<Connection, SchemaError> {
     conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
     match conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(())) {
         Ok(()) => Ok(conn),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase => {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
             Err(SchemaError::NotSqlite(path.to_owned()))
         }
         Err(e) => Err(sqlite(e)),
@@ -172,12 +174,25 @@ mod tests {
         let newer = db_at(dir.path(), 5);
         let err = open_unmigrated(&newer, &migrations).unwrap_err();
         assert!(
-            matches!(err, SchemaError::Newer { found: 5, supported: 2, .. }),
+            matches!(
+                err,
+                SchemaError::Newer {
+                    found: 5,
+                    supported: 2,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         let text = err.to_string();
-        assert!(text.contains("version 5") && text.contains("up to 2"), "{text}");
-        assert!(text.contains("update.sh") && text.contains("restore"), "{text}");
+        assert!(
+            text.contains("version 5") && text.contains("up to 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("update.sh") && text.contains("restore"),
+            "{text}"
+        );
     }
 
     #[test]
