@@ -150,6 +150,15 @@ struct Reaper {
     children: Vec<Child>,
 }
 
+impl Reaper {
+    /// Remembers the server named in `dir`'s PID file, if any.
+    fn track(&mut self, dir: &Path) {
+        if let Some(pid) = read_pid(dir) {
+            self.servers.push((pid, dir.to_path_buf()));
+        }
+    }
+}
+
 impl Drop for Reaper {
     fn drop(&mut self) {
         let from_pid_files = self
@@ -218,6 +227,19 @@ fn make_instance(root: &Path, name: &str, port: u16, fake_api: &str) -> PathBuf 
     )
     .expect("write .env");
     dir
+}
+
+/// An instance named `bot` of the built binary under `root`, started with start.sh, its
+/// server left to `reaper`. Keep the returned fake Bot API alive while the server runs.
+async fn started_instance(root: &Path, reaper: &mut Reaper) -> (MockServer, PathBuf) {
+    let api = fake_telegram().await;
+    let port = free_ports(1)[0];
+    let dir = make_instance(root, "bot", port, &api.uri());
+    reaper.instances.push(dir.clone());
+    let (out, text) = run(script(&dir, "start.sh"));
+    reaper.track(&dir);
+    assert!(out.status.success(), "start.sh:\n{text}");
+    (api, dir)
 }
 
 #[test]
@@ -381,15 +403,7 @@ async fn scripts_manage_two_instances_without_touching_each_other() {
 async fn update_rolls_back_a_binary_that_does_not_come_up() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut reaper = Reaper::default();
-    let api = fake_telegram().await;
-    let port = free_ports(1)[0];
-    let dir = make_instance(tmp.path(), "bot", port, &api.uri());
-    reaper.instances = vec![dir.clone()];
-    let (out, text) = run(script(&dir, "start.sh"));
-    if let Some(pid) = read_pid(&dir) {
-        reaper.servers.push((pid, dir.clone()));
-    }
-    assert!(out.status.success(), "start.sh:\n{text}");
+    let (_api, dir) = started_instance(tmp.path(), &mut reaper).await;
     let original = fs::read(dir.join("subgpt")).expect("read binary");
 
     // Answers --version, but its `serve` dies at once.
@@ -406,9 +420,7 @@ async fn update_rolls_back_a_binary_that_does_not_come_up() {
         c.arg(&broken).env("START_TIMEOUT_SECS", "10");
         c
     });
-    if let Some(pid) = read_pid(&dir) {
-        reaper.servers.push((pid, dir.clone()));
-    }
+    reaper.track(&dir);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -811,30 +823,38 @@ async fn nginx_site_proxies_only_the_webhook_and_healthz() {
     );
 }
 
-#[tokio::test]
-async fn nginx_rate_limits_the_webhook_but_lets_100_parallel_deliveries_through() {
+/// A backend that answers every POST /webhook with 200, recording them.
+async fn accepting_backend() -> MockServer {
     let backend = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/webhook"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&backend)
         .await;
+    backend
+}
+
+/// POSTs an update with the secret; the status, or 0 when the request failed.
+async fn post_update(client: reqwest::Client, url: String) -> u16 {
+    client
+        .post(url)
+        .header("X-Telegram-Bot-Api-Secret-Token", "test_secret")
+        .body(r#"{"update_id":1}"#)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn nginx_rate_limits_the_webhook_but_lets_100_parallel_deliveries_through() {
+    let backend = accepting_backend().await;
     let site = NginxSite::start(&backend.address().to_string(), |conf| conf);
     let client = https_client();
     let url = format!("{}/webhook", site.base());
-    let post = |client: reqwest::Client, url: String| async move {
-        client
-            .post(url)
-            .header("X-Telegram-Bot-Api-Secret-Token", "test_secret")
-            .body(r#"{"update_id":1}"#)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    };
     // Telegram's most: 100 deliveries at once (setWebhook max_connections).
     let first: Vec<u16> =
-        futures::future::join_all((0..100).map(|_| post(client.clone(), url.clone()))).await;
+        futures::future::join_all((0..100).map(|_| post_update(client.clone(), url.clone()))).await;
     assert!(
         first.iter().all(|s| *s == 200),
         "100 parallel deliveries must all pass: {first:?}\n{}",
@@ -844,7 +864,8 @@ async fn nginx_rate_limits_the_webhook_but_lets_100_parallel_deliveries_through(
     let mut statuses = Vec::new();
     while statuses.len() < 5000 && !statuses.contains(&429) {
         let batch =
-            futures::future::join_all((0..50).map(|_| post(client.clone(), url.clone()))).await;
+            futures::future::join_all((0..50).map(|_| post_update(client.clone(), url.clone())))
+                .await;
         statuses.extend(batch);
     }
     assert!(
@@ -863,26 +884,14 @@ async fn nginx_rate_limits_the_webhook_but_lets_100_parallel_deliveries_through(
 
 #[tokio::test]
 async fn nginx_telegram_allow_list_switches_on_with_one_include() {
-    let backend = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/webhook"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&backend)
-        .await;
+    let backend = accepting_backend().await;
     let snippet = repo().join("nginx/telegram-only.conf");
     let site = NginxSite::start(&backend.address().to_string(), |conf| {
         let line = "# include /etc/nginx/snippets/subgpt-telegram-only.conf;";
         assert!(conf.contains(line), "the site has the include to uncomment");
         conf.replace(line, &format!("include {};", snippet.display()))
     });
-    let status = https_client()
-        .post(format!("{}/webhook", site.base()))
-        .header("X-Telegram-Bot-Api-Secret-Token", "test_secret")
-        .body(r#"{"update_id":1}"#)
-        .send()
-        .await
-        .expect("POST /webhook")
-        .status();
+    let status = post_update(https_client(), format!("{}/webhook", site.base())).await;
     assert_eq!(status, 403, "loopback is not Telegram");
     assert!(
         backend
@@ -947,15 +956,7 @@ fn usage_rows(db: &Path) -> (i64, UsageRows) {
 async fn update_rolls_back_the_databases_a_failed_binary_migrated() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut reaper = Reaper::default();
-    let api = fake_telegram().await;
-    let port = free_ports(1)[0];
-    let dir = make_instance(tmp.path(), "bot", port, &api.uri());
-    reaper.instances = vec![dir.clone()];
-    let (out, text) = run(script(&dir, "start.sh"));
-    if let Some(pid) = read_pid(&dir) {
-        reaper.servers.push((pid, dir.clone()));
-    }
-    assert!(out.status.success(), "start.sh:\n{text}");
+    let (_api, dir) = started_instance(tmp.path(), &mut reaper).await;
     let db = dir.join("data/usage.db");
     {
         // Rows written beside the running service, as an operator's tool would.
@@ -985,9 +986,7 @@ async fn update_rolls_back_the_databases_a_failed_binary_migrated() {
         c.arg(&new).env("START_TIMEOUT_SECS", "5");
         c
     });
-    if let Some(pid) = read_pid(&dir) {
-        reaper.servers.push((pid, dir.clone()));
-    }
+    reaper.track(&dir);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("rolling back") && text.contains("restored"),
@@ -1054,9 +1053,7 @@ async fn start_trusts_only_its_own_process_on_the_port() {
     // The real binary cannot bind the port: start.sh sees it exit, not the impostor's answer.
     fs::copy(env!("CARGO_BIN_EXE_subgpt"), dir.join("subgpt")).expect("copy the binary");
     let (out, text) = run(script(&dir, "start.sh"));
-    if let Some(pid) = read_pid(&dir) {
-        reaper.servers.push((pid, dir.clone()));
-    }
+    reaper.track(&dir);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("BIND_ADDR"), "the log says why:\n{text}");
 }
