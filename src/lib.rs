@@ -1,7 +1,8 @@
 //! subgpt: a Telegram channel's subscribers get a personal AI assistant.
 //!
-//! One update's way: `server` (webhook) → `bot::dispatch` (a FIFO per user) → `gate`
-//! (subscription layer) → `bot` (commands, conversation) → `openai`, `telegram`, `store`.
+//! One update's way: `server` (webhook) or `poll` (getUpdates) → `intake` (dedup, the durable
+//! inbox, a bounded FIFO per user) → `gate` (subscription layer) → `bot` (commands,
+//! conversation) → `openai`, `telegram`, `store`.
 //! The binary in `main.rs` only parses the command line and wires these together.
 
 pub mod analytics;
@@ -9,13 +10,15 @@ pub mod bot;
 pub mod chart;
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod gate;
+pub mod intake;
 pub mod listen;
 pub mod openai;
 pub mod poll;
+pub mod retry;
 pub mod run;
 pub mod server;
-pub mod startup;
 pub mod store;
 pub mod telegram;
 pub mod telemetry;

@@ -1,6 +1,6 @@
 //! `subgpt poll`: the same bot fed by getUpdates long polling, for hosts without a public
-//! HTTPS endpoint. The next offset is saved after each batch is queued, so a restart neither
-//! repeats nor skips updates.
+//! HTTPS endpoint. Each batch is committed to the intake's inbox before the offset moves on
+//! (and is saved), so a restart neither loses nor repeats updates.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,12 +9,15 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::retry::Policy;
 use crate::run::{self, Running};
-use crate::server::{DEDUP_TTL, route};
 use crate::telegram::{ALLOWED_UPDATES, TelegramError, Update};
 
 /// Seconds one getUpdates call waits for updates.
 const LONG_POLL_SECS: u64 = 30;
+/// Waits after a failed getUpdates or inbox commit: 1 s doubling to 30 s; polling goes on for
+/// as long as the process runs, so the attempts are not capped.
+const RETRY: Policy = Policy::new(Duration::from_secs(1), Duration::from_secs(30), u32::MAX);
 
 /// The file holding the next offset, beside the usage database.
 fn offset_file(config: &Config) -> PathBuf {
@@ -77,7 +80,6 @@ pub async fn poll(config: Config) -> anyhow::Result<()> {
 async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
     let mut offset = read_offset(path);
     let mut failures = 0u32;
-    let ns = running.config.kv_namespace();
     loop {
         let batch = match running
             .telegram
@@ -111,38 +113,40 @@ async fn poll_loop(running: &Running, path: &Path) -> anyhow::Result<()> {
                 code: 401 | 404, ..
             }) => bail!("Telegram rejected TELEGRAM_BOT_TOKEN"),
             Err(e) => {
+                let wait = RETRY.delay(failures);
                 failures += 1;
-                let wait = Duration::from_secs(u64::from(failures.min(6)).pow(2).max(1));
-                tracing::warn!(error = %e, wait_s = wait.as_secs(), "getUpdates failed; trying again");
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "getUpdates failed; trying again");
                 tokio::time::sleep(wait).await;
                 continue;
             }
         };
+        let mut next = offset;
+        let mut updates = Vec::with_capacity(batch.len());
         for raw in batch {
             let id = raw.get("update_id").and_then(serde_json::Value::as_i64);
             match serde_json::from_value::<Update>(raw) {
-                Ok(update) => {
-                    let key = format!("{ns}:upd:{}", update.update_id);
-                    metrics::counter!("subgpt_updates_received_total").increment(1);
-                    if running
-                        .kv
-                        .set_nx_ex(&key, "1", DEDUP_TTL)
-                        .await
-                        .unwrap_or(true)
-                    {
-                        route(&running.dispatcher, update);
-                    } else {
-                        metrics::counter!("subgpt_updates_duplicate_total").increment(1);
-                    }
-                }
+                Ok(update) => updates.push(update),
                 Err(e) => {
                     tracing::warn!(update_id = id, error = %e, "skipping an update that does not parse")
                 }
             }
             if let Some(id) = id {
-                offset = offset.max(id + 1);
+                next = next.max(id + 1);
             }
         }
+        // All of the batch is committed (concurrently, so it shares commits) before the
+        // offset moves; otherwise the same batch is asked for again, and the inbox drops what
+        // it already has.
+        let accepted =
+            futures::future::join_all(updates.into_iter().map(|u| running.intake.accept(u))).await;
+        if let Some(Err(e)) = accepted.into_iter().find(Result::is_err) {
+            let wait = RETRY.delay(failures);
+            failures += 1;
+            tracing::error!(error = %e, wait_ms = wait.as_millis() as u64, "could not commit updates to the inbox; asking for them again");
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        offset = next;
         if let Err(e) = write_offset(path, offset) {
             tracing::error!(error = %e, path = %path.display(), "cannot save the polling offset");
         }

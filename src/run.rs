@@ -10,23 +10,64 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
-use crate::bot::dispatch::Dispatcher;
-use crate::bot::lock::UserLocks;
 use crate::bot::{self, App, BotService};
 use crate::config::Config;
+use crate::conversation::{Conversations, UserState};
 use crate::gate::{Gate, GateLayer};
+use crate::intake::lock::UserLocks;
+use crate::intake::{Dispatcher, Intake, Limits};
 use crate::listen::{HttpTimeouts, serve_http};
-use crate::openai::Assistant;
+use crate::retry::{Outcome, Policy};
 use crate::server::{self, ServerState};
-use crate::startup::{Failure, retry};
 use crate::store::kv::Kv;
+use crate::store::state::StateStore;
 use crate::store::usage::{StoreOptions, Synchronous, UsageStore};
 use crate::telegram::{Bot, TelegramError};
 
+/// Start-up's back-off: 1 s doubling up to 30 s.
+const STARTUP_FIRST_WAIT: Duration = Duration::from_secs(1);
+const STARTUP_MAX_WAIT: Duration = Duration::from_secs(30);
 /// The longest start-up waits for Redis (it is optional; Telegram is not).
 const REDIS_WAIT: Duration = Duration::from_secs(15);
 /// One Redis ping at start-up.
 const REDIS_PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Start-up's retry policy: as many back-off waits as fit in `budget` (at their longest,
+/// before jitter), so a Telegram or Redis outage at boot is waited out, boundedly.
+fn startup_policy(budget: Duration) -> Policy {
+    let policy = Policy::new(STARTUP_FIRST_WAIT, STARTUP_MAX_WAIT, 0);
+    let mut total = Duration::ZERO;
+    let mut retries = 0;
+    loop {
+        let longest = STARTUP_FIRST_WAIT
+            .saturating_mul(2u32.saturating_pow(retries.min(31)))
+            .min(STARTUP_MAX_WAIT);
+        total += longest;
+        if total > budget {
+            return Policy {
+                max_retries: retries,
+                ..policy
+            };
+        }
+        retries += 1;
+    }
+}
+
+/// How a failed getMe at start-up is treated: a rejected token is final, the rest is waited out.
+fn get_me_outcome(error: &TelegramError) -> Outcome {
+    match error {
+        TelegramError::Api {
+            code: 401 | 404, ..
+        } => Outcome::Fatal,
+        TelegramError::Api { code, .. } => Outcome::of_status(*code, None),
+        TelegramError::RetryAfter { seconds, .. } => {
+            Outcome::RateLimited(Some(Duration::from_secs(*seconds)))
+        }
+        TelegramError::Http { source, .. } => Outcome::of_transport(source),
+        // A proxy's error page during an outage; getMe is safe to ask again.
+        TelegramError::Decode { .. } => Outcome::Unknown,
+    }
+}
 
 /// Everything a running bot holds.
 pub struct Running {
@@ -34,24 +75,39 @@ pub struct Running {
     pub telegram: Bot,
     pub kv: Kv,
     pub usage: UsageStore,
-    pub dispatcher: Arc<Dispatcher>,
+    pub state: StateStore,
+    pub intake: Arc<Intake>,
     pub tracker: TaskTracker,
+    /// Cancelled when the drain starts: no queued update is started after it.
+    pub stopping: CancellationToken,
 }
 
-/// Opens the stores, checks the token with getMe, registers the command menu, and builds
-/// the gate + bot stack behind a dispatcher.
+/// Opens the stores, checks the token with getMe, registers the command menu, builds the
+/// gate + bot stack behind the intake, and queues the updates left from the last run.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Installed first, so start-up calls are counted too.
     crate::telemetry::metrics();
+    let synchronous = if config.sqlite_synchronous_full {
+        Synchronous::Full
+    } else {
+        Synchronous::Normal
+    };
     let options = StoreOptions {
         busy_timeout: config.sqlite_busy_timeout,
-        synchronous: if config.sqlite_synchronous_full {
-            Synchronous::Full
-        } else {
-            Synchronous::Normal
-        },
+        synchronous,
         ..StoreOptions::default()
     };
+    let state = StateStore::open(
+        &config.state_db_path,
+        config.sqlite_busy_timeout,
+        synchronous,
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the state database {}",
+            config.state_db_path.display()
+        )
+    })?;
     let usage = UsageStore::open_with(&config.analytics_db_path, options).with_context(|| {
         format!(
             "cannot open the usage database {}",
@@ -63,13 +119,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let kv = Kv::redis(url).context("REDIS_URL")?;
             // Redis coming up after us is common at boot; without it the bot still works
             // (the gate asks Telegram directly), so after the wait it starts anyway.
-            let budget = config.startup_retry.min(REDIS_WAIT);
-            let ping = retry("Redis", budget, || async {
-                match tokio::time::timeout(REDIS_PING_TIMEOUT, kv.ping()).await {
-                    Ok(answer) => answer.map_err(|e| Failure::Transient(e.to_string())),
-                    Err(_) => Err(Failure::Transient("no answer in 5 s".to_string())),
-                }
-            });
+            let policy = startup_policy(config.startup_retry.min(REDIS_WAIT));
+            let ping = policy.run(
+                "redis",
+                true,
+                || async {
+                    match tokio::time::timeout(REDIS_PING_TIMEOUT, kv.ping()).await {
+                        Ok(answer) => answer.map_err(|e| e.to_string()),
+                        Err(_) => Err("no answer in 5 s".to_string()),
+                    }
+                },
+                |_| Outcome::Connect,
+            );
             if let Err(e) = ping.await {
                 tracing::warn!(error = %e, "Redis is not answering; starting anyway (the gate asks Telegram directly)");
             }
@@ -78,12 +139,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => Kv::memory(),
     };
     let telegram = Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone());
-    let me = retry("Telegram getMe", config.startup_retry, || async {
-        telegram.get_me().await.map_err(|e| match e {
-            TelegramError::Api { code: 401 | 404, .. } => Failure::Permanent(e),
-            other => Failure::Transient(other),
-        })
-    })
+    let me = startup_policy(config.startup_retry)
+        .run("telegram", true, || telegram.get_me(), get_me_outcome)
     .await
     .map_err(|e| match e {
         TelegramError::Api { code: 401 | 404, .. } => {
@@ -100,11 +157,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::warn!(error = %e, "could not register the command menu");
     }
 
-    let assistant = Assistant::new(&config, kv.clone());
+    let conversations = Conversations::new(&config, UserState::new(kv.clone(), state.clone()));
     let app = Arc::new(App {
         config: config.clone(),
         telegram: telegram.clone(),
-        assistant,
+        conversations,
         usage: usage.clone(),
     });
     let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));
@@ -112,21 +169,47 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .layer(GateLayer::new(gate))
         .service(BotService::new(app));
     let tracker = TaskTracker::new();
+    let stopping = CancellationToken::new();
     let locks = UserLocks::new(kv.clone(), config.kv_namespace());
-    let dispatcher = Dispatcher::new(BoxCloneSyncService::new(service), tracker.clone(), locks);
+    let limits = Limits {
+        queue: config.user_queue_limit,
+        deadline: config.answer_deadline,
+    };
+    let dispatcher = Dispatcher::new(
+        BoxCloneSyncService::new(service),
+        tracker.clone(),
+        locks,
+        state.clone(),
+        telegram.clone(),
+        limits,
+        stopping.clone(),
+    );
+    let intake = Arc::new(Intake::new(
+        state.clone(),
+        kv.clone(),
+        config.kv_namespace(),
+        dispatcher,
+    ));
+    intake
+        .replay()
+        .await
+        .context("cannot read the inbox of the state database")?;
     Ok(Running {
         config,
         telegram,
         kv,
         usage,
-        dispatcher,
+        state,
+        intake,
         tracker,
+        stopping,
     })
 }
 
 impl Running {
     /// Waits (bounded) for answers in flight, then writes pending usage rows.
     pub async fn drain(self) {
+        self.stopping.cancel();
         self.tracker.close();
         let drain = self.config.shutdown_drain;
         if tokio::time::timeout(drain, self.tracker.wait())
@@ -134,8 +217,8 @@ impl Running {
             .is_err()
         {
             tracing::warn!(
-                users = self.dispatcher.active_users(),
-                "drain time-out reached; some answers were not finished"
+                users = self.intake.dispatcher().active_users(),
+                "drain time-out reached; what was not finished stays in the inbox for the next start"
             );
         }
         if let Err(e) = self.usage.close(Duration::from_secs(10)).await {
@@ -158,10 +241,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .webhook_secret
             .clone()
             .context("WEBHOOK_SECRET")?,
-        ns: running.config.kv_namespace(),
+        intake: Arc::clone(&running.intake),
         kv: running.kv.clone(),
+        state: running.state.clone(),
         usage: running.usage.clone(),
-        dispatcher: Arc::clone(&running.dispatcher),
         stopping: stopping.clone(),
         metrics: crate::telemetry::metrics(),
     };
@@ -225,5 +308,18 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_startup_waits_fit_in_the_budget() {
+        // 1 + 2 + 4 + 8 + 16 = 31 s; the next wait (30 s) would pass 40 s.
+        assert_eq!(startup_policy(Duration::from_secs(40)).max_retries, 5);
+        assert_eq!(startup_policy(Duration::from_secs(120)).max_retries, 7);
+        assert_eq!(startup_policy(Duration::ZERO).max_retries, 0);
     }
 }

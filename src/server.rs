@@ -1,7 +1,8 @@
 //! The HTTP side of `serve`: the webhook, health, readiness and metrics routes.
 //!
-//! The webhook answers at once: after the secret, the size limit, parsing and the dedup, the
-//! update is queued for the dispatcher and 200 goes back before any upstream is asked.
+//! The webhook only checks and parses: after the secret, the size limit and parsing, it hands
+//! the update to the intake and answers 200 once the intake has committed it (or ignored it),
+//! before any upstream is asked. A failed commit is a 500, so Telegram sends it again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,16 +22,15 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::bot::dispatch::Dispatcher;
 use crate::config::Secret;
+use crate::intake::Intake;
 use crate::store::kv::Kv;
+use crate::store::state::StateStore;
 use crate::store::usage::UsageStore;
 use crate::telegram::Update;
 
 /// Largest accepted webhook body.
 pub const MAX_BODY: usize = 1024 * 1024;
-/// How long an `update_id` is remembered.
-pub const DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
 const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
 /// What the routes share. Cheap to clone.
@@ -40,11 +40,10 @@ pub struct AppState(Arc<ServerState>);
 /// The parts of the service the routes need.
 pub struct ServerState {
     pub secret: Secret,
-    /// Key prefix of this bot in the kv (`subgpt:{bot_id}`).
-    pub ns: String,
+    pub intake: Arc<Intake>,
     pub kv: Kv,
+    pub state: StateStore,
     pub usage: UsageStore,
-    pub dispatcher: Arc<Dispatcher>,
     /// Cancelled when shutdown starts: the webhook answers 503 from then on.
     pub stopping: CancellationToken,
     pub metrics: PrometheusHandle,
@@ -133,35 +132,9 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
         Ok(update) => update,
         Err(_) => return reject(StatusCode::BAD_REQUEST, "not an update"),
     };
-    metrics::counter!("subgpt_updates_received_total").increment(1);
-    let key = format!("{}:upd:{}", state.ns, update.update_id);
-    match state.kv.set_nx_ex(&key, "1", DEDUP_TTL).await {
-        Ok(true) => {}
-        Ok(false) => {
-            metrics::counter!("subgpt_updates_duplicate_total").increment(1);
-            tracing::info!(update_id = update.update_id, "duplicate update ignored");
-            return StatusCode::OK.into_response();
-        }
-        // Better to risk handling a re-delivery twice than to lose a message.
-        Err(e) => {
-            tracing::warn!(error = %e, "update dedup unavailable; handling the update anyway")
-        }
-    }
-    route(&state.dispatcher, update);
-    StatusCode::OK.into_response()
-}
-
-/// Queues an update the bot cares about; ignores the rest.
-pub fn route(dispatcher: &Arc<Dispatcher>, update: Update) {
-    let relevant = update.private_message().is_some()
-        || update.chat_member.is_some()
-        || update.my_chat_member.is_some();
-    match update.user_id() {
-        Some(user) if relevant => dispatcher.submit(user, update),
-        _ => {
-            metrics::counter!("subgpt_updates_ignored_total").increment(1);
-            tracing::debug!(update_id = update.update_id, "update kind or chat ignored");
-        }
+    match state.intake.accept(update).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(_) => reject(StatusCode::INTERNAL_SERVER_ERROR, "inbox unavailable"),
     }
 }
 
@@ -173,6 +146,13 @@ async fn readyz(State(AppState(state)): State<AppState>) -> Response {
         .and_then(|r| r.map_err(|e| e.to_string()))
     {
         failed.insert("sqlite".into(), json!(e));
+    }
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(2), state.state.ping())
+        .await
+        .map_err(|_| "timed out".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        failed.insert("state".into(), json!(e));
     }
     if state.kv.is_redis() {
         let result = tokio::time::timeout(Duration::from_secs(2), state.kv.ping()).await;

@@ -133,3 +133,8 @@ fn describe() {
         "Updates being handled right now"
     );
 }
+
+/// A short id that ties a user's apology to the log line with the detail.
+pub fn reference_id() -> String {
+    format!("{:08x}", fastrand::u32(..))
+}

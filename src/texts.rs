@@ -46,9 +46,10 @@ pub fn help(config: &Config, is_admin: bool) -> String {
     }
     text.push_str(
         "\n<b>Access</b>\nSubscribe to the channel, then just write. If you subscribed a moment ago, send /subscribe.\n\n\
-         <b>Privacy</b>\nThis bot stores no text of your messages or of the answers: it keeps only how many tokens \
-         you used per day. Your conversation is kept by the AI provider (OpenAI) so it can continue it; \
-         /reset starts a new one.",
+         <b>Privacy</b>\nThis bot keeps no text of your messages or of the answers: a message waits in the bot's \
+         own file (data/state.db) only until it is answered, so nothing is lost if the bot restarts, and is erased then. \
+         The bot keeps only how many tokens you used per day. Your conversation is kept by the AI provider (OpenAI) \
+         so it can continue it; /reset starts a new one.",
     );
     text
 }
@@ -83,6 +84,9 @@ pub fn apology(reference: &str) -> String {
         "Sorry, I couldn't get an answer just now. Please try again in a minute. (reference: {reference})"
     )
 }
+
+/// A user with `USER_QUEUE_LIMIT` messages waiting sent another one (said once).
+pub const STILL_BUSY: &str = "I'm still answering your earlier messages. Please wait for those answers, then write again — I didn't take your latest message.";
 
 /// A non-text message.
 pub const TEXT_ONLY: &str = "I can read text messages only — please write your question as text.";

@@ -183,7 +183,11 @@ async fn help_names_the_channel_and_the_privacy_promise() {
     app.send_text(1, 10, "/start").await;
     let text = app.wait_messages(10, 1).await.pop().unwrap();
     assert!(text.contains("https://t.me/test_channel"), "{text}");
-    assert!(text.contains("stores no text"), "{text}");
+    assert!(text.contains("keeps no text"), "{text}");
+    assert!(
+        text.contains("data/state.db") && text.contains("until it is answered"),
+        "{text}"
+    );
     assert_eq!(app.openai.request_count(), 0);
     let commands = app.telegram.calls("setMyCommands");
     assert_eq!(commands.len(), 1, "menu registered at start-up");

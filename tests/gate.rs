@@ -181,7 +181,7 @@ async fn subscribe_rechecks_now_and_start_help_are_for_everyone() {
     let app = TestApp::spawn().await;
     app.telegram.set_member(CHANNEL, 4, "left");
     app.send_text(1, 4, "/start").await;
-    assert!(app.wait_messages(4, 1).await[0].contains("stores no text"));
+    assert!(app.wait_messages(4, 1).await[0].contains("keeps no text"));
     app.send_text(2, 4, "question").await;
     assert!(app.wait_messages(4, 2).await[1].starts_with(REFUSAL));
     app.send_text(3, 4, "/subscribe").await;
@@ -236,8 +236,14 @@ async fn redis_outage_falls_back_to_telegram_and_recovers() {
     redis.stop();
     app.send_text(2, 21, "two").await;
     app.send_text(3, 22, "three").await;
+    // A known user goes on in the same conversation (this instance's durable copy).
     assert_eq!(app.wait_messages(21, 2).await[1], "Echo: two");
-    assert_eq!(app.wait_messages(22, 1).await[0], "Echo: three");
+    // A user whose conversation only Redis could tell gets past the gate (Telegram is asked
+    // directly), but no new conversation is started for them while Redis cannot be read.
+    let text = app.wait_messages(22, 1).await[0].clone();
+    assert!(text.contains("reference:"), "{text}");
+    assert_eq!(app.telegram.chat_member_calls(22), 1);
+    assert_eq!(app.openai.with(|s| s.conversations_created), 1);
     app.send_text(4, 21, "four").await;
     app.wait_messages(21, 3).await;
     assert_eq!(

@@ -95,6 +95,7 @@ async fn healthy(redis: &RedisServer) -> (FakeTelegram, FakeOpenAi, Spawn) {
 #[tokio::test]
 async fn check_passes_when_everything_is_right() {
     let redis = RedisServer::start();
+    assert_eq!(redis.cli(&["CONFIG", "SET", "appendonly", "yes"]), "OK");
     let (_t, _o, spawn) = healthy(&redis).await;
     let (code, out) = run(spawn).await;
     assert_eq!(code, 0, "{out}");
@@ -113,6 +114,23 @@ async fn check_passes_when_everything_is_right() {
         );
     }
     assert!(!out.contains("FAIL"));
+}
+
+#[tokio::test]
+async fn check_warns_about_a_redis_that_keeps_nothing_on_disk() {
+    // The test server runs with `--save "" --appendonly no`.
+    let redis = RedisServer::start();
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let (code, out) = run(spawn).await;
+    assert_eq!(code, 0, "a warning does not fail the check: {out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("redis"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("WARN") && line.contains("appendonly yes"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -338,7 +356,7 @@ async fn metrics_and_json_logs() {
         "subgpt_updates_received_total 1",
         r#"subgpt_updates_rejected_total{reason="unauthorized"} 1"#,
         r#"subgpt_gate_decisions_total{outcome="allowed",source="telegram"} 1"#,
-        r#"subgpt_openai_requests_total{endpoint="responses",status="ok"} 1"#,
+        r#"subgpt_openai_requests_total{endpoint="responses",status="ok"} "#,
         "subgpt_openai_request_duration_seconds_bucket",
         r#"subgpt_telegram_requests_total{method="sendMessage",status="200"} 1"#,
         "subgpt_in_flight_conversations",
@@ -432,7 +450,7 @@ async fn start_up_waits_out_a_telegram_outage_but_not_a_rejected_token() {
     let get_me: Vec<bool> = telegram.calls("getMe").iter().map(|c| c.ok).collect();
     assert_eq!(get_me, vec![false, false, true], "{}", app.logs());
     assert!(
-        app.logs().contains("Telegram getMe failed; retrying"),
+        app.logs().contains("request failed; retrying"),
         "each failure is logged:\n{}",
         app.logs()
     );

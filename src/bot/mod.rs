@@ -1,8 +1,6 @@
-//! The bot: command router and conversation flow, as a `tower::Service<Update>`, plus the
-//! per-user dispatch in front of it.
+//! The bot: command router and conversation flow, as a `tower::Service` over the updates the
+//! intake delivers and the gate lets through.
 
-pub mod dispatch;
-pub mod lock;
 mod usage;
 
 use std::convert::Infallible;
@@ -13,10 +11,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::config::Config;
-use crate::openai::{Assistant, Role, Turn};
+use crate::conversation::Conversations;
+use crate::intake::{Delivery, Receipt};
+use crate::openai::{Role, Turn};
 use crate::store::usage::UsageStore;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
-use crate::telegram::{Bot, BotCommand, Message, ParseMode, Update, User};
+use crate::telegram::{Bot, BotCommand, Message, ParseMode, User};
+use crate::telemetry::reference_id;
 use crate::texts;
 
 /// How often "typing…" is re-sent while the model works (Telegram shows it for ~5 s).
@@ -30,7 +31,7 @@ const HISTORY_TURN_CHARS: usize = 600;
 pub struct App {
     pub config: Config,
     pub telegram: Bot,
-    pub assistant: Assistant,
+    pub conversations: Conversations,
     pub usage: UsageStore,
 }
 
@@ -52,11 +53,6 @@ pub fn menu() -> Vec<BotCommand> {
     .collect()
 }
 
-/// A short id that ties a user's apology to the log line with the detail.
-pub fn reference_id() -> String {
-    format!("{:08x}", fastrand::u32(..))
-}
-
 /// The bot as a service over updates that passed the gate.
 #[derive(Clone)]
 pub struct BotService {
@@ -70,7 +66,7 @@ impl BotService {
     }
 }
 
-impl tower::Service<Update> for BotService {
+impl tower::Service<Delivery> for BotService {
     type Response = ();
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<(), Infallible>>;
@@ -79,11 +75,11 @@ impl tower::Service<Update> for BotService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, update: Update) -> Self::Future {
+    fn call(&mut self, delivery: Delivery) -> Self::Future {
         let app = Arc::clone(&self.app);
         Box::pin(async move {
-            if let Some(message) = update.private_message() {
-                app.handle(message).await;
+            if let Some(message) = delivery.update.private_message() {
+                app.handle(message, &delivery.receipt).await;
             }
             Ok(())
         })
@@ -91,7 +87,7 @@ impl tower::Service<Update> for BotService {
 }
 
 impl App {
-    async fn handle(&self, message: &Message) {
+    async fn handle(&self, message: &Message, receipt: &Receipt) {
         let Some(user) = message.from.as_ref() else {
             return;
         };
@@ -115,7 +111,7 @@ impl App {
             Some(("usage", _)) => self.usage_report(chat, user).await,
             Some(("stats", _)) => self.stats(chat, user).await,
             Some(_) => self.say(chat, texts::UNKNOWN_COMMAND).await,
-            None => self.converse(chat, user, text).await,
+            None => self.converse(chat, user, text, receipt).await,
         }
     }
 
@@ -147,7 +143,7 @@ impl App {
         }
     }
 
-    async fn converse(&self, chat: i64, user: &User, text: &str) {
+    async fn converse(&self, chat: i64, user: &User, text: &str, receipt: &Receipt) {
         if let Some(refusal) = self.over_limit(user).await {
             tracing::info!("daily token limit reached");
             self.say(chat, &refusal).await;
@@ -155,7 +151,7 @@ impl App {
         }
         let typing = self.keep_typing(chat);
         let started = std::time::Instant::now();
-        let result = self.assistant.reply(user.id, text).await;
+        let result = self.conversations.reply(user.id, text, receipt).await;
         drop(typing);
         match result {
             Ok(reply) => {
@@ -189,14 +185,18 @@ impl App {
     }
 
     async fn reset(&self, chat: i64, user: &User) {
-        match self.assistant.reset(user.id).await {
+        match self.conversations.reset(user.id).await {
             Ok(()) => self.say(chat, texts::RESET_DONE).await,
             Err(e) => self.apologise(chat, &e).await,
         }
     }
 
     async fn history(&self, chat: i64, user: &User) {
-        match self.assistant.history(user.id, Some(HISTORY_TURNS)).await {
+        match self
+            .conversations
+            .history(user.id, Some(HISTORY_TURNS))
+            .await
+        {
             Ok(turns) if turns.is_empty() => self.say(chat, texts::NOTHING_YET).await,
             Ok(turns) => {
                 let shown: Vec<String> = turns
@@ -214,7 +214,7 @@ impl App {
     }
 
     async fn export(&self, chat: i64, user: &User) {
-        match self.assistant.history(user.id, None).await {
+        match self.conversations.history(user.id, None).await {
             Ok(turns) if turns.is_empty() => self.say(chat, texts::NOTHING_YET).await,
             Ok(turns) => {
                 let document = export_document(&turns);

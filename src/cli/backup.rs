@@ -183,10 +183,11 @@ pub fn backup(
         }
     }
     for (source, conn) in &present {
-        // Only the usage store's migrations are known here; any other file is copied as is.
-        if source.file == USAGE_FILE {
-            schema::ensure_not_newer(conn, &source.path, &migrate::MIGRATIONS)?;
-        }
+        let migrations = match source.file {
+            USAGE_FILE => &migrate::MIGRATIONS,
+            _ => &crate::store::state::MIGRATIONS,
+        };
+        schema::ensure_not_newer(conn, &source.path, migrations)?;
     }
     std::fs::create_dir_all(out).map_err(io(format!("cannot create {}", out.display())))?;
     let dir = new_snapshot_dir(out)?;

@@ -9,7 +9,7 @@ use rusqlite::OpenFlags;
 
 use super::{redact_url, utc};
 use crate::config::Config;
-use crate::openai::Assistant;
+use crate::openai::OpenAi;
 use crate::store::kv::Kv;
 use crate::store::schema::{SchemaError, ensure_not_newer};
 use crate::store::usage::migrate;
@@ -22,6 +22,10 @@ const RECENT_ERROR_SECS: i64 = 3600;
 
 /// The outcome of one check: what it says, or the failure and its fix.
 type Outcome = Result<String, (String, String)>;
+
+/// A passing check's text that starts with this is shown as a warning: worth fixing, but the
+/// service works.
+const WARNING: &str = "warning: ";
 
 fn fail(what: impl Into<String>, fix: impl Into<String>) -> Outcome {
     Err((what.into(), fix.into()))
@@ -42,7 +46,10 @@ async fn bounded(check: impl Future<Output = Outcome>) -> Outcome {
 pub async fn run(config: &Config) -> bool {
     let mut all_ok = true;
     let mut report = |name: &str, outcome: Outcome| match outcome {
-        Ok(what) => println!("ok    {name}: {what}"),
+        Ok(what) => match what.strip_prefix(WARNING) {
+            Some(warning) => println!("WARN  {name}: {warning}"),
+            None => println!("ok    {name}: {what}"),
+        },
         Err((what, fix)) => {
             all_ok = false;
             println!("FAIL  {name}: {what} — fix: {fix}");
@@ -170,12 +177,24 @@ async fn redis(config: &Config) -> Outcome {
         Ok(kv) => kv,
         Err(e) => return fail(format!("{shown}: {e}"), "correct REDIS_URL"),
     };
-    match kv.ping().await {
-        Ok(()) => Ok(format!("{shown} reachable")),
-        Err(e) => fail(
+    if let Err(e) = kv.ping().await {
+        return fail(
             format!("{shown} unreachable: {e}"),
             "start Redis (systemctl start redis-server) or correct REDIS_URL",
-        ),
+        );
+    }
+    let appendonly = kv.redis_config("appendonly").await;
+    let save = kv.redis_config("save").await;
+    match (appendonly, save) {
+        (Ok(Some(aof)), Ok(Some(save))) if aof != "yes" && save.trim().is_empty() => Ok(format!(
+            "{WARNING}{shown} reachable, but it keeps nothing on disk (appendonly no, save \"\"): \
+             a restart loses the shared gate cache and dedup marks (conversations are kept in \
+             STATE_DB_PATH) — fix: set `appendonly yes` or a `save` schedule in redis.conf"
+        )),
+        (Ok(Some(_)), Ok(Some(_))) => Ok(format!("{shown} reachable, persistent")),
+        _ => Ok(format!(
+            "{WARNING}{shown} reachable; could not read its persistence settings (CONFIG GET refused)"
+        )),
     }
 }
 
@@ -211,8 +230,7 @@ async fn channel_admin(telegram: &Bot, config: &Config, chat_id: &str) -> Outcom
 }
 
 async fn openai(config: &Config) -> Outcome {
-    let assistant = Assistant::new(config, Kv::memory());
-    match assistant.check_model().await {
+    match OpenAi::new(config).check_model().await {
         Ok(()) => Ok(format!(
             "key valid, model {} available",
             config.openai_model

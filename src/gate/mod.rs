@@ -13,6 +13,7 @@ use tower::{Layer, Service};
 
 pub use check::{Decision, Gate, Source};
 
+use crate::intake::Delivery;
 use crate::telegram::Update;
 use crate::texts;
 
@@ -46,9 +47,9 @@ pub struct GateService<S> {
     inner: S,
 }
 
-impl<S> Service<Update> for GateService<S>
+impl<S> Service<Delivery> for GateService<S>
 where
-    S: Service<Update, Response = (), Error = Infallible> + Clone + Send + 'static,
+    S: Service<Delivery, Response = (), Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = ();
@@ -59,14 +60,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, update: Update) -> Self::Future {
+    fn call(&mut self, delivery: Delivery) -> Self::Future {
         let gate = Arc::clone(&self.gate);
         // The clone is the one that was polled ready; keep a fresh clone for next time.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            if gate.admit(&update).await {
-                inner.call(update).await
+            if gate.admit(&delivery.update).await {
+                inner.call(delivery).await
             } else {
                 Ok(())
             }

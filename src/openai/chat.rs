@@ -1,46 +1,31 @@
-//! Chat Completions: the bot keeps each user's history in the kv (with a TTL), trimmed to a
-//! token budget, and sends it along with every question.
-
-use std::time::Duration;
+//! Chat Completions on the wire: `POST /chat/completions` and its answer.
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::responses::Usage;
-use super::{OpenAi, OpenAiError, Reply, Role, Turn};
-use crate::config::Config;
-use crate::store::kv::Kv;
-
-/// The Chat Completions assistant.
-pub struct ChatAssistant {
-    api: OpenAi,
-    kv: Kv,
-    ns: String,
-    instructions: String,
-    ttl: Duration,
-    budget: usize,
-}
+use super::{OpenAi, OpenAiError, Usage};
 
 /// `POST /chat/completions` body (CreateChatCompletionRequest, the fields the bot sets).
 #[derive(Serialize)]
-struct ChatRequest<'a> {
-    model: &'a str,
-    messages: Vec<ChatMessage<'a>>,
+pub struct ChatRequest<'a> {
+    pub model: &'a str,
+    pub messages: Vec<ChatMessage<'a>>,
 }
 
+/// One message of a chat request.
 #[derive(Serialize)]
-struct ChatMessage<'a> {
-    role: &'a str,
-    content: &'a str,
+pub struct ChatMessage<'a> {
+    pub role: &'a str,
+    pub content: &'a str,
 }
 
+/// A chat completion (the fields the bot reads).
 #[derive(Deserialize)]
-struct Completion {
+pub struct Completion {
     #[serde(default)]
     choices: Vec<Choice>,
     #[serde(default)]
-    usage: Option<Usage>,
+    pub usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
@@ -56,149 +41,22 @@ struct ChoiceMessage {
     refusal: Option<String>,
 }
 
-/// A rough token count (about four characters a token), enough to trim a history.
-fn approx_tokens(text: &str) -> usize {
-    text.chars().count().div_ceil(4) + 4
-}
-
-impl ChatAssistant {
-    /// The assistant, with histories under `{ns}:hist:{user}` in `kv`.
-    pub fn new(api: OpenAi, kv: Kv, ns: String, config: &Config) -> Self {
-        ChatAssistant {
-            api,
-            kv,
-            ns,
-            instructions: config.assistant_instructions.clone(),
-            ttl: config.chat_history_ttl,
-            budget: config.chat_history_token_budget,
-        }
-    }
-
-    pub(super) fn api(&self) -> &OpenAi {
-        &self.api
-    }
-
-    fn key(&self, user: i64) -> String {
-        format!("{}:hist:{user}", self.ns)
-    }
-
-    async fn load(&self, user: i64) -> Result<Vec<Turn>, OpenAiError> {
-        let raw = self.kv.get(&self.key(user)).await?;
-        Ok(raw
-            .and_then(|r| serde_json::from_str(&r).ok())
-            .unwrap_or_default())
-    }
-
-    /// Answers `text` with the kept history, then appends both turns to it.
-    pub async fn reply(&self, user: i64, text: &str) -> Result<Reply, OpenAiError> {
-        let mut history = self.load(user).await?;
-        trim_to_budget(
-            &mut history,
-            self.budget.saturating_sub(approx_tokens(text)),
-        );
-        let mut messages = vec![ChatMessage {
-            role: "system",
-            content: &self.instructions,
-        }];
-        messages.extend(history.iter().map(|t| ChatMessage {
-            role: t.role.as_str(),
-            content: &t.text,
-        }));
-        messages.push(ChatMessage {
-            role: "user",
-            content: text,
-        });
-        let body = ChatRequest {
-            model: self.api.model(),
-            messages,
-        };
-        let completion: Completion = self
-            .api
-            .request(Method::POST, "/chat/completions", Some(&body))
-            .await?;
-        let answer = completion
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|c| {
-                c.message
-                    .content
-                    .filter(|s| !s.trim().is_empty())
-                    .or(c.message.refusal)
-            })
-            .ok_or_else(|| OpenAiError::Decode {
-                path: "/chat/completions".into(),
-                detail: "no message content".into(),
-            })?;
-        history.push(Turn {
-            role: Role::User,
-            text: text.to_string(),
-        });
-        history.push(Turn {
-            role: Role::Assistant,
-            text: answer.clone(),
-        });
-        trim_to_budget(&mut history, self.budget);
-        let stored =
-            serde_json::to_string(&history).unwrap_or_else(|_| Value::Array(vec![]).to_string());
-        self.kv
-            .set(&self.key(user), &stored, Some(self.ttl))
-            .await?;
-        Ok(Reply {
-            text: answer,
-            total_tokens: completion.usage.and_then(|u| u.total_tokens),
-        })
-    }
-
-    /// The kept history, oldest first (the last `limit` turns when given).
-    pub async fn history(&self, user: i64, limit: Option<usize>) -> Result<Vec<Turn>, OpenAiError> {
-        let mut history = self.load(user).await?;
-        if let Some(limit) = limit {
-            let skip = history.len().saturating_sub(limit);
-            history.drain(..skip);
-        }
-        Ok(history)
-    }
-
-    /// Forgets the history.
-    pub async fn reset(&self, user: i64) -> Result<(), OpenAiError> {
-        Ok(self.kv.del(&self.key(user)).await?)
+impl Completion {
+    /// The first choice's text, or its refusal.
+    pub fn answer(&self) -> Option<String> {
+        let message = &self.choices.first()?.message;
+        message
+            .content
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| message.refusal.clone())
     }
 }
 
-/// Drops the oldest turns (a question with its answer) until the history fits `budget`.
-fn trim_to_budget(history: &mut Vec<Turn>, budget: usize) {
-    let mut total: usize = history.iter().map(|t| approx_tokens(&t.text)).sum();
-    let mut drop = 0;
-    while total > budget && drop < history.len() {
-        total -= approx_tokens(&history[drop].text);
-        drop += 1;
-    }
-    // Never start the kept history with an answer whose question was dropped.
-    while drop < history.len() && history[drop].role == Role::Assistant {
-        drop += 1;
-    }
-    history.drain(..drop);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trimming_keeps_the_newest_turns_and_starts_with_a_question() {
-        let turn = |role, n: usize| Turn {
-            role,
-            text: "x".repeat(n),
-        };
-        let mut h = vec![
-            turn(Role::User, 400),
-            turn(Role::Assistant, 400),
-            turn(Role::User, 40),
-            turn(Role::Assistant, 40),
-        ];
-        trim_to_budget(&mut h, 150);
-        assert_eq!(h.len(), 2);
-        assert_eq!(h[0].role, Role::User);
+impl OpenAi {
+    /// `POST /chat/completions`.
+    pub async fn chat_completion(&self, body: &ChatRequest<'_>) -> Result<Completion, OpenAiError> {
+        self.request(Method::POST, "/chat/completions", Some(body))
+            .await
     }
 }

@@ -1,44 +1,32 @@
-//! The HTTP side of OpenAI: authentication, time-outs and bounded retries with back-off.
+//! The HTTP side of OpenAI: authentication, time-outs, and retries through the one policy
+//! (`crate::retry`): a POST is sent again only when OpenAI cannot have acted on it (no
+//! connection, or a 429/5xx it reported), so an answer is never paid for twice; GETs and
+//! DELETEs are idempotent and also survive a time-out.
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use bytes::Bytes;
+use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::{ApiError, OpenAiError};
 use crate::config::{Config, Secret};
+use crate::retry::{Outcome, Policy};
 
-/// What went wrong talking to OpenAI. The user never sees these; logs do.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenAiError {
-    /// An error status after the retries (the body is kept short and out of user messages).
-    #[error("OpenAI {path}: HTTP {status}: {message}")]
-    Status {
-        path: String,
-        status: StatusCode,
-        message: String,
-    },
-    /// No answer (connection, time-out) after the retries.
-    #[error("OpenAI {path}: {source}")]
-    Http {
-        path: String,
-        source: reqwest::Error,
-    },
-    /// An answer that doesn't match the API.
-    #[error("OpenAI {path}: unexpected answer: {detail}")]
-    Decode { path: String, detail: String },
-    /// The state store failed.
-    #[error("conversation store: {0}")]
-    Kv(#[from] crate::store::kv::KvError),
+/// The longest back-off wait, and the longest `Retry-After` honoured; a longer one is given up
+/// on (an answer the user waits minutes for is worse than the apology).
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// One failed attempt: the error, and what it means for sending again.
+struct Failed {
+    error: OpenAiError,
+    outcome: Outcome,
 }
 
-impl OpenAiError {
-    /// The HTTP status, when there was one.
-    pub fn status(&self) -> Option<StatusCode> {
-        match self {
-            OpenAiError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
     }
 }
 
@@ -49,8 +37,7 @@ pub struct OpenAi {
     base: String,
     key: Secret,
     model: String,
-    max_retries: u32,
-    retry_base: Duration,
+    policy: Policy,
 }
 
 impl OpenAi {
@@ -66,8 +53,11 @@ impl OpenAi {
             base: config.openai_base_url.clone(),
             key: config.openai_api_key.clone(),
             model: config.openai_model.clone(),
-            max_retries: config.openai_max_retries,
-            retry_base: config.openai_retry_base,
+            policy: Policy::new(
+                config.openai_retry_base,
+                MAX_WAIT,
+                config.openai_max_retries,
+            ),
         }
     }
 
@@ -76,8 +66,8 @@ impl OpenAi {
         &self.model
     }
 
-    /// Sends a request, retrying 429, 5xx and transport failures with exponential back-off
-    /// (honouring `Retry-After`), and decodes the JSON answer.
+    /// Sends a request under the retry policy and decodes the JSON answer. Idempotent methods
+    /// (GET, DELETE) are also repeated after a time-out; a POST is not.
     pub async fn request<B, R>(
         &self,
         method: Method,
@@ -89,70 +79,130 @@ impl OpenAi {
         R: DeserializeOwned,
     {
         let url = format!("{}{}", self.base, path);
+        let idempotent = method.is_idempotent();
+        let bytes = self
+            .policy
+            .run(
+                "openai",
+                idempotent,
+                || self.attempt(&method, &url, path, body),
+                |failed: &Failed| failed.outcome,
+            )
+            .await
+            .map_err(|failed| failed.error)?;
+        serde_json::from_slice(&bytes).map_err(|e| OpenAiError::Decode {
+            path: path.into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Opens a streaming request (SSE) under the retry policy: the answer once its status is
+    /// a success, its body still to be read. `timeout` bounds the whole stream.
+    pub async fn open_stream<B>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, OpenAiError>
+    where
+        B: Serialize + ?Sized,
+    {
+        let url = format!("{}{}", self.base, path);
+        self.policy
+            .run(
+                "openai",
+                method.is_idempotent(),
+                || self.open(&method, &url, path, body, Some(timeout)),
+                |failed: &Failed| failed.outcome,
+            )
+            .await
+            .map_err(|failed| failed.error)
+    }
+
+    /// One attempt: the body of a success, or the error and its outcome.
+    async fn attempt<B>(
+        &self,
+        method: &Method,
+        url: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Bytes, Failed>
+    where
+        B: Serialize + ?Sized,
+    {
+        let response = self.open(method, url, path, body, None).await?;
+        // A body cut off after a success status is an unknown outcome like a time-out: the
+        // work was done upstream, so a POST is not sent again.
+        response.bytes().await.map_err(|e| Failed {
+            outcome: Outcome::of_transport(&e),
+            error: OpenAiError::Http {
+                path: path.into(),
+                source: e.without_url(),
+            },
+        })
+    }
+
+    /// Sends one request: the answer when its status is a success, else the error (its body
+    /// read) and what it means for sending again.
+    async fn open<B>(
+        &self,
+        method: &Method,
+        url: &str,
+        path: &str,
+        body: Option<&B>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, Failed>
+    where
+        B: Serialize + ?Sized,
+    {
         let endpoint = endpoint_label(path);
-        let mut attempt = 0u32;
-        loop {
-            let started = std::time::Instant::now();
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(self.key.expose());
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let outcome = request.send().await;
-            metrics::histogram!("subgpt_openai_request_duration_seconds", "endpoint" => endpoint)
-                .record(started.elapsed().as_secs_f64());
-            let (retry_after, error) = match outcome {
-                Ok(response) if response.status().is_success() => {
-                    metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => "ok").increment(1);
-                    let bytes = response.bytes().await.map_err(|e| OpenAiError::Http {
-                        path: path.into(),
-                        source: e.without_url(),
-                    })?;
-                    return serde_json::from_slice(&bytes).map_err(|e| OpenAiError::Decode {
-                        path: path.into(),
-                        detail: e.to_string(),
-                    });
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => status.as_u16().to_string()).increment(1);
-                    let retry_after = retry_after(response.headers());
-                    let message = error_message(response).await;
-                    let error = OpenAiError::Status {
-                        path: path.into(),
-                        status,
-                        message,
-                    };
-                    if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
-                        return Err(error);
-                    }
-                    (retry_after, error)
-                }
-                Err(e) => {
-                    metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => "error").increment(1);
-                    (
-                        None,
-                        OpenAiError::Http {
-                            path: path.into(),
-                            source: e.without_url(),
-                        },
-                    )
-                }
-            };
-            if attempt >= self.max_retries {
-                return Err(error);
-            }
-            let backoff = self.retry_base.saturating_mul(2u32.saturating_pow(attempt));
-            let jitter = backoff.mul_f64(fastrand::f64() * 0.25);
-            let wait = retry_after
-                .unwrap_or(backoff + jitter)
-                .min(Duration::from_secs(60));
-            attempt += 1;
-            tracing::warn!(%error, attempt, wait_ms = wait.as_millis() as u64, "OpenAI request failed; retrying");
-            tokio::time::sleep(wait).await;
+        let transport = |e: reqwest::Error| Failed {
+            outcome: Outcome::of_transport(&e),
+            error: OpenAiError::Http {
+                path: path.into(),
+                source: e.without_url(),
+            },
+        };
+        let started = std::time::Instant::now();
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(self.key.expose());
+        if let Some(body) = body {
+            request = request.json(body);
         }
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let outcome = request.send().await;
+        metrics::histogram!("subgpt_openai_request_duration_seconds", "endpoint" => endpoint)
+            .record(started.elapsed().as_secs_f64());
+        let response = outcome.map_err(|e| {
+            metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => "error").increment(1);
+            transport(e)
+        })?;
+        let status = response.status();
+        let label = if status.is_success() {
+            "ok".to_string()
+        } else {
+            status.as_u16().to_string()
+        };
+        metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => label)
+            .increment(1);
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(transport)?;
+        Err(Failed {
+            outcome: Outcome::of_status(status.as_u16(), retry_after),
+            error: OpenAiError::Status {
+                path: path.into(),
+                status,
+                error: ApiError::parse(&bytes),
+            },
+        })
     }
 
     /// `GET /models/{model}`: the key is valid and the model exists.
@@ -185,18 +235,4 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
-}
-
-/// The `error.message` of an OpenAI error body, cut short; for logs only.
-async fn error_message(response: reqwest::Response) -> String {
-    let body = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or(body);
-    message.chars().take(300).collect()
 }

@@ -1,51 +1,56 @@
-//! Responses + Conversations: one OpenAI Conversation per user, each answer a
-//! `POST /responses` in that conversation. The user → conversation id map lives in the kv.
+//! The Responses and Conversations APIs on the wire: request and answer types, and the calls
+//! the bot makes (`POST /conversations`, `POST /responses` in the background,
+//! `GET /responses/{id}`, conversation items, `DELETE /conversations/{id}`).
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{OpenAi, OpenAiError, Reply, Role, Turn};
-use crate::config::Config;
-use crate::store::kv::Kv;
+use super::{OpenAi, OpenAiError, Role, Turn, Usage};
 
-/// Conversation items fetched per page for `/history` and `/export`.
-const PAGE: usize = 100;
-
-/// The Responses + Conversations assistant.
-pub struct ResponsesAssistant {
-    api: OpenAi,
-    kv: Kv,
-    ns: String,
-    instructions: String,
-}
-
+/// `POST /responses` body (CreateResponse, the fields the bot sets).
 #[derive(Serialize)]
-struct CreateResponse<'a> {
-    model: &'a str,
-    conversation: &'a str,
-    instructions: &'a str,
-    input: &'a str,
+pub struct CreateResponse<'a> {
+    pub model: &'a str,
+    pub conversation: &'a str,
+    pub instructions: &'a str,
+    pub input: &'a str,
+    /// Run asynchronously: the answer carries the response id at once, and the result is
+    /// fetched with `GET /responses/{id}` (so a crash after this call loses nothing).
+    pub background: bool,
 }
 
 /// `POST /conversations` body: no items, no metadata (nothing about the user is sent).
 #[derive(Serialize)]
 struct CreateConversation {}
 
-#[derive(Deserialize)]
-struct ResponseObject {
+/// A Response object (the fields the bot reads).
+#[derive(Debug, Deserialize)]
+pub struct ResponseObject {
+    pub id: String,
+    /// `completed`, `failed`, `in_progress`, `cancelled`, `queued` or `incomplete`.
     #[serde(default)]
-    status: Option<String>,
+    pub status: Option<String>,
     #[serde(default)]
-    output: Vec<Value>,
+    pub output: Vec<Value>,
     #[serde(default)]
-    usage: Option<Usage>,
+    pub usage: Option<Usage>,
+    #[serde(default)]
+    pub error: Option<Value>,
+    #[serde(default)]
+    pub incomplete_details: Option<Value>,
 }
 
-#[derive(Deserialize)]
-pub(super) struct Usage {
-    #[serde(default)]
-    pub(super) total_tokens: Option<u64>,
+impl ResponseObject {
+    /// Whether the response is still being produced.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.status.as_deref(), Some("queued" | "in_progress"))
+    }
+
+    /// The text of its `message` output items (`output_text` and `refusal` parts).
+    pub fn output_text(&self) -> String {
+        output_text(&self.output)
+    }
 }
 
 #[derive(Deserialize)]
@@ -53,134 +58,59 @@ struct ConversationResource {
     id: String,
 }
 
-#[derive(Deserialize)]
-struct ItemList {
+/// One page of conversation items.
+#[derive(Debug, Deserialize)]
+pub struct ItemList {
     #[serde(default)]
-    data: Vec<Value>,
+    pub data: Vec<Value>,
     #[serde(default)]
-    has_more: bool,
+    pub has_more: bool,
     #[serde(default)]
-    last_id: Option<String>,
+    pub last_id: Option<String>,
 }
 
-impl ResponsesAssistant {
-    /// The assistant, with conversation ids under `{ns}:conv:{user}` in `kv`.
-    pub fn new(api: OpenAi, kv: Kv, ns: String, config: &Config) -> Self {
-        ResponsesAssistant {
-            api,
-            kv,
-            ns,
-            instructions: config.assistant_instructions.clone(),
-        }
-    }
-
-    pub(super) fn api(&self) -> &OpenAi {
-        &self.api
-    }
-
-    fn key(&self, user: i64) -> String {
-        format!("{}:conv:{user}", self.ns)
-    }
-
-    async fn conversation(&self, user: i64) -> Result<String, OpenAiError> {
-        if let Some(id) = self.kv.get(&self.key(user)).await? {
-            return Ok(id);
-        }
+impl OpenAi {
+    /// `POST /conversations`: a new, empty conversation; its id.
+    pub async fn create_conversation(&self) -> Result<String, OpenAiError> {
         let created: ConversationResource = self
-            .api
             .request(Method::POST, "/conversations", Some(&CreateConversation {}))
             .await?;
-        self.kv.set(&self.key(user), &created.id, None).await?;
         Ok(created.id)
     }
 
-    /// Answers `text` in the user's conversation, starting one if needed (or if OpenAI no
-    /// longer knows the stored one).
-    pub async fn reply(&self, user: i64, text: &str) -> Result<Reply, OpenAiError> {
-        let conversation = self.conversation(user).await?;
-        match self.respond(&conversation, text).await {
-            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
-                tracing::warn!("stored conversation is gone upstream; starting a new one");
-                self.kv.del(&self.key(user)).await?;
-                let conversation = self.conversation(user).await?;
-                self.respond(&conversation, text).await
-            }
-            other => other,
-        }
+    /// `POST /responses`.
+    pub async fn create_response(
+        &self,
+        body: &CreateResponse<'_>,
+    ) -> Result<ResponseObject, OpenAiError> {
+        self.request(Method::POST, "/responses", Some(body)).await
     }
 
-    async fn respond(&self, conversation: &str, text: &str) -> Result<Reply, OpenAiError> {
-        let body = CreateResponse {
-            model: self.api.model(),
-            conversation,
-            instructions: &self.instructions,
-            input: text,
-        };
-        let response: ResponseObject = self
-            .api
-            .request(Method::POST, "/responses", Some(&body))
-            .await?;
-        let text = output_text(&response.output);
-        if text.trim().is_empty() {
-            return Err(OpenAiError::Decode {
-                path: "/responses".into(),
-                detail: format!(
-                    "no output text (status {})",
-                    response.status.as_deref().unwrap_or("unknown")
-                ),
-            });
-        }
-        Ok(Reply {
-            text,
-            total_tokens: response.usage.and_then(|u| u.total_tokens),
-        })
+    /// `GET /responses/{id}`.
+    pub async fn get_response(&self, id: &str) -> Result<ResponseObject, OpenAiError> {
+        self.request::<(), _>(Method::GET, &format!("/responses/{id}"), None)
+            .await
     }
 
-    /// The conversation's turns, oldest first (the last `limit` when given).
-    pub async fn history(&self, user: i64, limit: Option<usize>) -> Result<Vec<Turn>, OpenAiError> {
-        let Some(conversation) = self.kv.get(&self.key(user)).await? else {
-            return Ok(Vec::new());
-        };
-        // Newest first, so `/history` needs one page; `/export` pages through everything.
-        let mut turns = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut path = format!("/conversations/{conversation}/items?order=desc&limit={PAGE}");
-            if let Some(after) = &after {
-                path.push_str(&format!("&after={after}"));
-            }
-            let page: ItemList = match self.api.request::<(), _>(Method::GET, &path, None).await {
-                Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => return Ok(Vec::new()),
-                other => other?,
-            };
-            turns.extend(page.data.iter().filter_map(turn_of_item));
-            let enough = limit.is_some_and(|l| turns.len() >= l);
-            if !page.has_more || enough || page.last_id.is_none() {
-                break;
-            }
-            after = page.last_id;
+    /// `GET /conversations/{id}/items`, newest first, `limit` a page, after the item `after`.
+    pub async fn list_items(
+        &self,
+        conversation: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ItemList, OpenAiError> {
+        let mut path = format!("/conversations/{conversation}/items?order=desc&limit={limit}");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
         }
-        if let Some(limit) = limit {
-            turns.truncate(limit);
-        }
-        turns.reverse();
-        Ok(turns)
+        self.request::<(), _>(Method::GET, &path, None).await
     }
 
-    /// Forgets the user's conversation, and asks OpenAI to delete it.
-    pub async fn reset(&self, user: i64) -> Result<(), OpenAiError> {
-        if let Some(conversation) = self.kv.get(&self.key(user)).await? {
-            self.kv.del(&self.key(user)).await?;
-            let path = format!("/conversations/{conversation}");
-            if let Err(e) = self
-                .api
-                .request::<(), Value>(Method::DELETE, &path, None)
-                .await
-            {
-                tracing::warn!(error = %e, "could not delete the old conversation upstream");
-            }
-        }
-        Ok(())
+    /// `DELETE /conversations/{id}`.
+    pub async fn delete_conversation(&self, id: &str) -> Result<(), OpenAiError> {
+        self.request::<(), Value>(Method::DELETE, &format!("/conversations/{id}"), None)
+            .await
+            .map(drop)
     }
 }
 
@@ -206,7 +136,7 @@ fn output_text(output: &[Value]) -> String {
 }
 
 /// A conversation item as a turn, if it is a user or assistant message with text.
-fn turn_of_item(item: &Value) -> Option<Turn> {
+pub fn turn_of_item(item: &Value) -> Option<Turn> {
     if item["type"] != "message" {
         return None;
     }
@@ -254,5 +184,16 @@ mod tests {
             })
         );
         assert_eq!(turn_of_item(&tool), None);
+    }
+
+    #[test]
+    fn a_background_response_is_pending_until_it_ends() {
+        let r: ResponseObject =
+            serde_json::from_value(json!({"id": "resp_1", "status": "queued", "output": []}))
+                .unwrap();
+        assert!(r.is_pending());
+        let r: ResponseObject =
+            serde_json::from_value(json!({"id": "resp_1", "status": "completed"})).unwrap();
+        assert!(!r.is_pending());
     }
 }

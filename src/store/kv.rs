@@ -19,7 +19,12 @@ pub enum KvError {
     Redis(#[from] deadpool_redis::redis::RedisError),
     #[error("redis configuration: {0}")]
     Config(#[from] deadpool_redis::CreatePoolError),
+    #[error("redis did not answer within {} ms", COMMAND_TIMEOUT.as_millis())]
+    Timeout,
 }
+
+/// The longest one Redis command may take; a Redis that hangs is a failing Redis.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Redis or in-process, behind one interface. Cheap to clone.
 ///
@@ -92,40 +97,54 @@ impl Kv {
         Ok(result.unwrap_or_else(|_| self.memory.set_nx(key, value, ttl)))
     }
 
-    /// The value of `key`, if set and not expired.
+    /// The value of `key`, if set and not expired. A failing Redis reads as the process's
+    /// own copy, or absent; use [`Kv::get_strict`] where absent would be mistaken.
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         let Some(r) = &self.redis else {
             return Ok(self.memory.get(key));
         };
-        let result: Result<Option<String>, KvError> = r
-            .run(|mut c| {
-                let key = key.to_string();
-                async move { Ok(c.get(key).await?) }
-            })
-            .await;
         // What was written during an outage lives only here.
-        Ok(result.ok().flatten().or_else(|| self.memory.get(key)))
+        Ok(r.get(key)
+            .await
+            .ok()
+            .flatten()
+            .or_else(|| self.memory.get(key)))
     }
 
-    /// Sets `key` to `value`, expiring after `ttl` (or never).
+    /// The value of `key` as Redis has it (or the process, without Redis). Unlike [`Kv::get`],
+    /// a failing Redis is an error, not "absent": for state whose loss would be mistaken for
+    /// "never had one" (a conversation id).
+    pub async fn get_strict(&self, key: &str) -> Result<Option<String>, KvError> {
+        match &self.redis {
+            Some(r) => r.get(key).await,
+            None => Ok(self.memory.get(key)),
+        }
+    }
+
+    /// Sets `key` in Redis (or the process, without Redis); a failing Redis is an error.
+    pub async fn set_strict(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(), KvError> {
+        match &self.redis {
+            Some(r) => r.set(key, value, ttl).await,
+            None => {
+                self.memory.set(key, value, ttl);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets `key` to `value`, expiring after `ttl` (or never). While Redis fails, the value
+    /// is kept in the process.
     pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), KvError> {
         let Some(r) = &self.redis else {
             self.memory.set(key, value, ttl);
             return Ok(());
         };
-        let result = r
-            .run(|mut c| {
-                let (key, value) = (key.to_string(), value.to_string());
-                async move {
-                    match ttl {
-                        Some(ttl) => c.pset_ex::<_, _, ()>(key, value, millis(ttl)).await?,
-                        None => c.set::<_, _, ()>(key, value).await?,
-                    }
-                    Ok(())
-                }
-            })
-            .await;
-        match result {
+        match r.set(key, value, ttl).await {
             Ok(()) => self.memory.remove(key),
             Err(_) => self.memory.set(key, value, ttl),
         }
@@ -181,6 +200,23 @@ impl Kv {
             .await;
     }
 
+    /// `CONFIG GET parameter` on Redis: its value (None without Redis, or when the server
+    /// does not say).
+    pub async fn redis_config(&self, parameter: &str) -> Result<Option<String>, KvError> {
+        let Some(r) = &self.redis else {
+            return Ok(None);
+        };
+        r.run(|mut c| {
+            let mut cmd = deadpool_redis::redis::cmd("CONFIG");
+            cmd.arg("GET").arg(parameter);
+            async move {
+                let pairs: Vec<String> = cmd.query_async(&mut c).await?;
+                Ok(pairs.into_iter().nth(1))
+            }
+        })
+        .await
+    }
+
     /// Answers when the store is reachable.
     pub async fn ping(&self) -> Result<(), KvError> {
         let Some(r) = &self.redis else { return Ok(()) };
@@ -195,6 +231,28 @@ impl Kv {
 }
 
 impl RedisKv {
+    async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        self.run(|mut c| {
+            let key = key.to_string();
+            async move { Ok(c.get(key).await?) }
+        })
+        .await
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), KvError> {
+        self.run(|mut c| {
+            let (key, value) = (key.to_string(), value.to_string());
+            async move {
+                match ttl {
+                    Some(ttl) => c.pset_ex::<_, _, ()>(key, value, millis(ttl)).await?,
+                    None => c.set::<_, _, ()>(key, value).await?,
+                }
+                Ok(())
+            }
+        })
+        .await
+    }
+
     /// Runs one command on a pooled connection; logs the first failure of an outage and
     /// the recovery, not every failed call.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, KvError>
@@ -203,7 +261,9 @@ impl RedisKv {
         Fut: std::future::Future<Output = Result<T, KvError>>,
     {
         let result = match self.pool.get().await {
-            Ok(conn) => f(conn).await,
+            Ok(conn) => tokio::time::timeout(COMMAND_TIMEOUT, f(conn))
+                .await
+                .unwrap_or(Err(KvError::Timeout)),
             Err(e) => Err(e.into()),
         };
         match &result {

@@ -1,6 +1,7 @@
-//! Where state lives: the key-value store (Redis or in process) and the SQLite usage store
-//! (on a blocking pool).
+//! Where state lives: the key-value store (Redis or in process), the SQLite usage store (on a
+//! blocking pool), and the service's own durable state (inbox, conversation map).
 
 pub mod kv;
 pub mod schema;
+pub mod state;
 pub mod usage;

@@ -318,6 +318,28 @@ impl TestApp {
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     }
 
+    /// Sends SIGKILL and waits for the process to be gone: a crash, nothing flushed.
+    pub async fn kill(&self) {
+        let pid = self.pid().to_string();
+        Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        let status = self.wait_exit(Duration::from_secs(10)).await;
+        assert!(!status.success(), "killed, not exited");
+    }
+
+    /// Starts the service again on the same files and fakes, with `env` added.
+    pub async fn restart(&self, env: &[(&str, &str)]) -> TestApp {
+        let mut spawn = Spawn::default()
+            .fakes(&self.telegram, &self.openai)
+            .dir(&self.dir);
+        for (k, v) in self.env.iter().filter(|(k, _)| k != "BIND_ADDR") {
+            spawn = spawn.env(k, v);
+        }
+        for (k, v) in env {
+            spawn = spawn.env(k, v);
+        }
+        spawn.start().await
+    }
+
     /// Waits for the process to exit.
     pub async fn wait_exit(&self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

@@ -46,8 +46,12 @@ pub struct OpenAiState {
     pub fail_always: Option<u16>,
     /// Leave `usage` out of answers.
     pub omit_usage: bool,
-    /// Requests being served right now.
+    /// Requests being served right now (background responses not finished included).
     pub in_flight: usize,
+    /// Responses by id, as `GET /responses/{id}` shows them now.
+    responses: HashMap<String, Value>,
+    /// `GET /responses/{id}` calls.
+    pub response_gets: usize,
     next_id: u64,
 }
 
@@ -93,6 +97,8 @@ impl FakeOpenAi {
             fail_always: None,
             omit_usage: false,
             in_flight: 0,
+            responses: HashMap::new(),
+            response_gets: 0,
             next_id: 1,
         }));
         let router = Router::new()
@@ -100,6 +106,7 @@ impl FakeOpenAi {
             .route("/v1/conversations/{id}", delete(delete_conversation))
             .route("/v1/conversations/{id}/items", get(list_items))
             .route("/v1/responses", post(create_response))
+            .route("/v1/responses/{id}", get(get_response))
             .route("/v1/chat/completions", post(chat_completion))
             .route("/v1/models/{model}", get(get_model))
             .with_state(Arc::clone(&state));
@@ -132,6 +139,11 @@ impl FakeOpenAi {
 
     pub fn request_count(&self) -> usize {
         self.state.lock().requests.len()
+    }
+
+    /// `POST /responses` requests whose input was `input`.
+    pub fn posts_of(&self, input: &str) -> usize {
+        self.inputs().iter().filter(|i| *i == input).count()
     }
 }
 
@@ -264,15 +276,96 @@ async fn create_response(
     if !state.lock().conversations.contains_key(&conversation) {
         return error(404, "Conversation not found");
     }
+    if body["background"] == true {
+        return create_background_response(state, headers, body, conversation).await;
+    }
     let (input, output) = match serve_answer(&state, &headers, &body).await {
         Ok(pair) => pair,
         Err(response) => return response,
     };
+    let response = finish_response(&mut state.lock(), &body, &conversation, &input, &output);
+    axum::Json(response).into_response()
+}
+
+/// `background: true`: answered at once with the queued response; it completes after the
+/// fake's delay, as `GET /responses/{id}` then shows (the spec's asynchronous mode).
+async fn create_background_response(
+    state: Arc<Mutex<OpenAiState>>,
+    headers: HeaderMap,
+    body: Value,
+    conversation: String,
+) -> Response {
+    if !authorised(&headers) {
+        return error(401, "Incorrect API key provided");
+    }
+    let (id, delay) = {
+        let mut s = state.lock();
+        s.requests.push(Request {
+            body: body.clone(),
+            started: Instant::now(),
+        });
+        if let Some(status) = s.fail_next.pop_front().or(s.fail_always) {
+            return error(
+                status,
+                "The server had an error while processing your request. secret-upstream-detail",
+            );
+        }
+        let id = format!("resp_bg{:08}", s.next_id);
+        s.next_id += 1;
+        s.in_flight += 1;
+        let pending = json!({"id": id, "object": "response", "created_at": 1_760_000_000,
+            "status": "in_progress", "background": true, "model": body["model"],
+            "conversation": {"id": conversation}, "output": [], "usage": null, "error": null});
+        s.responses.insert(id.clone(), pending);
+        (id, s.delay)
+    };
+    let queued = json!({"id": id, "object": "response", "created_at": 1_760_000_000,
+        "status": "queued", "background": true, "model": body["model"],
+        "conversation": {"id": conversation}, "output": [], "usage": null, "error": null});
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let answer = Arc::clone(&state.lock().answer);
+        let input = input_of(&body);
+        let output = answer(&input);
+        let mut s = state.lock();
+        let mut done = finish_response(&mut s, &body, &conversation, &input, &output);
+        done["id"] = json!(id);
+        done["background"] = json!(true);
+        s.responses.insert(id, done);
+        s.in_flight -= 1;
+    });
+    axum::Json(queued).into_response()
+}
+
+async fn get_response(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorised(&headers) {
+        return error(401, "Incorrect API key provided");
+    }
     let mut s = state.lock();
+    s.response_gets += 1;
+    match s.responses.get(&id) {
+        Some(response) => axum::Json(response.clone()).into_response(),
+        None => error(404, &format!("Response with id '{id}' not found.")),
+    }
+}
+
+/// Stores the exchange in the conversation; the completed Response object.
+fn finish_response(
+    s: &mut OpenAiState,
+    body: &Value,
+    conversation: &str,
+    input: &str,
+    output: &str,
+) -> Value {
     let n = s.next_id;
     s.next_id += 2;
     let omit_usage = s.omit_usage;
-    if let Some(items) = s.conversations.get_mut(&conversation) {
+    let (input, output) = (input.to_string(), output.to_string());
+    if let Some(items) = s.conversations.get_mut(conversation) {
         items.push(Item {
             id: format!("msg_{n:08}"),
             role: "user",
@@ -297,7 +390,9 @@ async fn create_response(
     if omit_usage {
         response.as_object_mut().unwrap().remove("usage");
     }
-    axum::Json(response).into_response()
+    let id = response["id"].as_str().unwrap_or_default().to_string();
+    s.responses.insert(id, response.clone());
+    response
 }
 
 async fn chat_completion(

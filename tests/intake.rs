@@ -1,0 +1,232 @@
+//! The durable, bounded answer path (SPEC §4, §5): the inbox survives SIGKILL, replays in each
+//! user's order, is erased when done; queues are capped, updates have a deadline.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use support::*;
+
+fn echo(user: i64, i: usize) -> String {
+    format!("u{user} m{i}")
+}
+
+/// Messages of each user, as the fake Telegram saw them, with their count.
+fn answers_by_text(app: &TestApp, user: i64) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for text in app.telegram.sent_texts(user) {
+        *counts.entry(text).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn inbox_rows(app: &TestApp) -> i64 {
+    let conn = rusqlite::Connection::open(app.dir.path().join("data/state.db")).unwrap();
+    conn.query_row("SELECT count(*) FROM inbox", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sigkill_loses_nothing_and_a_restart_answers_each_update_once_in_order() {
+    let app = TestApp::spawn().await;
+    app.openai.with(|s| s.delay = Duration::from_millis(1500));
+    let users = [101, 102, 103];
+    let per_user = 4;
+    let mut update_id = 1;
+    for i in 0..per_user {
+        for user in users {
+            app.send_text(update_id, user, &echo(user, i)).await;
+            update_id += 1;
+        }
+    }
+    // Each user has one answer out and the next one in flight at OpenAI; the rest are queued.
+    let openai = app.openai.clone();
+    let telegram = app.telegram.clone();
+    eventually(
+        "a first answer for every user and the second ones in flight",
+        Duration::from_secs(20),
+        || {
+            users.iter().all(|u| telegram.sent_texts(*u).len() == 1)
+                && openai.with(|s| s.in_flight) == users.len()
+        },
+    )
+    .await;
+    app.kill().await;
+    assert!(inbox_rows(&app) > 0, "the unfinished updates are on disk");
+
+    app.openai.with(|s| s.delay = Duration::ZERO);
+    let app = app.restart(&[]).await;
+    for user in users {
+        let texts = app.wait_messages(user, per_user).await;
+        let expected: Vec<String> = (0..per_user)
+            .map(|i| format!("Echo: {}", echo(user, i)))
+            .collect();
+        assert_eq!(texts, expected, "user {user}: each answer once, in order");
+        assert!(
+            answers_by_text(&app, user).values().all(|n| *n == 1),
+            "no answer twice"
+        );
+    }
+    assert!(
+        app.logs()
+            .contains("replaying updates accepted before the restart")
+    );
+    eventually("the inbox is empty", Duration::from_secs(5), || {
+        inbox_rows(&app) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_handled_update_leaves_no_text_in_the_state_files() {
+    let app = TestApp::spawn().await;
+    let secret_words = "marmalade-zeppelin-quokka";
+    app.send_text(1, 7, secret_words).await;
+    app.wait_messages(7, 1).await;
+    eventually("the inbox is empty", Duration::from_secs(5), || {
+        inbox_rows(&app) == 0
+    })
+    .await;
+    // The WAL is truncated once the inbox is empty; secure_delete zeroes the freed cells.
+    let mut found = Vec::new();
+    eventually(
+        "no trace of the text in state.db*",
+        Duration::from_secs(10),
+        || {
+            found.clear();
+            for entry in std::fs::read_dir(app.dir.path().join("data")).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                if name.starts_with("state.db") {
+                    let bytes = std::fs::read(&path).unwrap_or_default();
+                    if bytes
+                        .windows(secret_words.len())
+                        .any(|w| w == secret_words.as_bytes())
+                    {
+                        found.push(name);
+                    }
+                }
+            }
+            found.is_empty()
+        },
+    )
+    .await;
+    // And it is still de-duplicated for 24 h.
+    app.send_text(1, 7, secret_words).await;
+    app.send_text(2, 7, "next").await;
+    let texts = app.wait_messages(7, 2).await;
+    assert_eq!(
+        texts,
+        vec![format!("Echo: {secret_words}"), "Echo: next".into()]
+    );
+}
+
+#[tokio::test]
+async fn an_update_past_its_deadline_is_given_up_and_the_queue_moves_on() {
+    let app = Spawn::default()
+        .env("ANSWER_DEADLINE_SECS", "1")
+        .start()
+        .await;
+    app.openai.with(|s| s.delay = Duration::from_secs(30));
+    app.send_text(1, 9, "slow").await;
+    app.send_text(2, 9, "second").await;
+    let openai = app.openai.clone();
+    eventually(
+        "the first request reached OpenAI",
+        Duration::from_secs(10),
+        || openai.request_count() == 1,
+    )
+    .await;
+    let texts = app.wait_messages(9, 1).await;
+    assert!(texts[0].contains("reference:"), "the apology: {texts:?}");
+    app.openai.with(|s| s.delay = Duration::ZERO);
+    let texts = app.wait_messages(9, 2).await;
+    // The second one was also cut by its own deadline, or answered: either way it came out.
+    assert_eq!(texts.len(), 2);
+    assert!(app.logs().contains("ran past ANSWER_DEADLINE_SECS"));
+    eventually("the inbox is empty", Duration::from_secs(5), || {
+        inbox_rows(&app) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_full_queue_is_told_once_and_other_users_are_not_slowed() {
+    let app = Spawn::default().env("USER_QUEUE_LIMIT", "2").start().await;
+    app.openai.with(|s| s.delay = Duration::from_millis(800));
+    // One in flight, two waiting, then three over the limit.
+    app.send_text(1, 11, "a").await;
+    let openai = app.openai.clone();
+    eventually("the first is at OpenAI", Duration::from_secs(10), || {
+        openai.request_count() == 1
+    })
+    .await;
+    for (id, text) in [(2, "b"), (3, "c"), (4, "d"), (5, "e"), (6, "f")] {
+        app.send_text(id, 11, text).await;
+    }
+    app.send_text(7, 12, "other").await;
+    let other = app.wait_messages(12, 1).await;
+    assert_eq!(other, vec!["Echo: other"]);
+    let texts = app.wait_messages(11, 4).await;
+    let busy: Vec<&String> = texts
+        .iter()
+        .filter(|t| t.contains("still answering"))
+        .collect();
+    assert_eq!(busy.len(), 1, "told once: {texts:?}");
+    let openai = app.openai.clone();
+    eventually("the queued ones answered", Duration::from_secs(10), || {
+        openai.request_count() == 4
+    })
+    .await;
+    let answered: Vec<String> = app
+        .wait_messages(11, 4)
+        .await
+        .into_iter()
+        .filter(|t| t.starts_with("Echo"))
+        .collect();
+    assert_eq!(answered, vec!["Echo: a", "Echo: b", "Echo: c"]);
+    assert!(
+        !app.openai
+            .inputs()
+            .iter()
+            .any(|i| i == "d" || i == "e" || i == "f")
+    );
+    eventually("the inbox is empty", Duration::from_secs(5), || {
+        inbox_rows(&app) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_update_that_keeps_killing_the_process_is_given_up_after_three_starts() {
+    let app = TestApp::spawn().await;
+    app.openai.with(|s| s.delay = Duration::from_secs(60));
+    app.send_text(1, 21, "poison").await;
+    let mut app = app;
+    for start in 1..=3 {
+        let state = app.dir.path().join("data/state.db");
+        eventually("handling has started", Duration::from_secs(10), || {
+            let conn = rusqlite::Connection::open(&state).unwrap();
+            conn.query_row("SELECT attempts FROM inbox WHERE update_id = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok_and(|n| n == start)
+        })
+        .await;
+        app.kill().await;
+        app = app.restart(&[]).await;
+    }
+    let texts = app.wait_messages(21, 1).await;
+    assert!(texts[0].contains("reference:"), "{texts:?}");
+    assert!(
+        app.logs()
+            .contains("given up: handling this update was started 3 times")
+    );
+    // Asked once; the restarts looked at that response instead of asking again.
+    assert_eq!(app.openai.request_count(), 1);
+    eventually("the inbox is empty", Duration::from_secs(5), || {
+        inbox_rows(&app) == 0
+    })
+    .await;
+}
