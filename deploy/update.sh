@@ -3,7 +3,7 @@
 #   update.sh NEW_BINARY   install NEW_BINARY (built elsewhere)
 #   update.sh              build from the sources in the instance: cargo build --release --locked
 # Steps: back up the binary, .env and the databases (an online copy made by the installed
-# binary's `subgpt backup`) into backups/<timestamp>/ (the newest BACKUPS_KEEP=5 are kept),
+# binary's `subgpt backup`, or by sqlite3 when that binary predates it) into backups/<timestamp>/ (the newest BACKUPS_KEEP=5 are kept),
 # install or build, (re)start — also when it was stopped — and wait for /healthz. If the new
 # version does not come up, everything is restored — the databases too, since the new binary
 # may have migrated them past what the old one accepts — and the old version is started
@@ -25,6 +25,25 @@ install_binary() {
 	cp -- "$1" "$BIN.new.$$"
 	chmod 755 -- "$BIN.new.$$"
 	mv -f -- "$BIN.new.$$" "$BIN"
+}
+
+# sqlite3_backup DIR: the online copy for an installed binary older than `subgpt backup`,
+# with sqlite3's own backup API (the file names are those `subgpt backup` uses).
+sqlite3_backup() {
+	local dir=$1 pair live out
+	command -v sqlite3 >/dev/null 2>&1 ||
+		die "the installed binary has no \`backup\` command and sqlite3 is not installed (apt-get install sqlite3); nothing was changed"
+	mkdir -p -- "$dir"
+	for pair in "$usage_db:user_analytics.db" "$state_db:state.db"; do
+		live=${pair%:*}
+		[[ -f $live ]] || continue
+		# .backup takes its file name as a quoted argument: ' inside it is doubled.
+		if ! out=$(sqlite3 -readonly "$live" ".backup '${dir//\'/\'\'}/${pair##*:}'" 2>&1); then
+			rm -rf -- "$backup"
+			die "could not back up $live with sqlite3; nothing was changed: $out"
+		fi
+		msg "  $live -> $dir/${pair##*:} (sqlite3 .backup)"
+	done
 }
 
 # Run start/stop without our lock fd, so the started server does not hold it forever.
@@ -62,11 +81,15 @@ usage_db=$(db_path ANALYTICS_DB_PATH ./data/user_analytics.db)
 state_db=$(db_path STATE_DB_PATH ./data/state.db)
 db_snapshot=
 if [[ $had_bin == yes && -f $usage_db ]]; then
-	if ! out=$(cd -- "$INSTANCE" && "$BIN" backup --out "$backup/db" 2>&1); then
-		rm -rf -- "$backup"
-		die "could not back up the databases; nothing was changed: ${out//$'\n'/; }"
+	if "$BIN" backup --help >/dev/null 2>&1; then
+		if ! out=$(cd -- "$INSTANCE" && "$BIN" backup --out "$backup/db" 2>&1); then
+			rm -rf -- "$backup"
+			die "could not back up the databases; nothing was changed: ${out//$'\n'/; }"
+		fi
+		printf '%s\n' "$out" | sed 's/^/  /'
+	else
+		sqlite3_backup "$backup/db/sqlite3"
 	fi
-	printf '%s\n' "$out" | sed 's/^/  /'
 	for d in "$backup"/db/*/; do
 		db_snapshot=${d%/}
 	done

@@ -498,9 +498,41 @@ fn the_unit_never_gives_up_for_good() {
 
 #[tokio::test]
 async fn update_rolls_back_the_databases_a_failed_binary_migrated() {
+    rollback_of_a_migrated_database(true).await;
+}
+
+#[tokio::test]
+async fn update_backs_up_with_sqlite3_when_the_installed_binary_has_no_backup_command() {
+    rollback_of_a_migrated_database(false).await;
+}
+
+/// update.sh to a binary that migrates the database past the installed one and never gets
+/// healthy; `installed_knows_backup: false` installs a binary older than `subgpt backup`.
+async fn rollback_of_a_migrated_database(installed_knows_backup: bool) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut reaper = Reaper::default();
-    let (_api, dir) = started_instance(tmp.path(), &mut reaper).await;
+    let api = fake_telegram().await;
+    let dir = make_instance(tmp.path(), "bot", free_ports(1)[0], &api.uri());
+    reaper.instances.push(dir.clone());
+    if !installed_knows_backup {
+        // The real server, behind a wrapper that does not know `backup` (as clap would say).
+        fs::create_dir_all(dir.join("old")).expect("mkdir");
+        fs::rename(dir.join("subgpt"), dir.join("old/subgpt")).expect("move the binary");
+        write_script(
+            &dir.join("subgpt"),
+            &format!(
+                "#!/bin/sh
+[ \"$1\" = backup ] && {{ echo \"error: unrecognized subcommand 'backup'\" >&2; exit 2; }}
+\
+                 exec {} \"$@\"
+",
+                dir.join("old/subgpt").display()
+            ),
+        );
+    }
+    let (out, text) = run(script(&dir, "start.sh"));
+    reaper.track(&dir);
+    assert!(out.status.success(), "start.sh:\n{text}");
     let db = dir.join("data/usage.db");
     {
         // Rows written beside the running service, as an operator's tool would.
@@ -534,6 +566,11 @@ async fn update_rolls_back_the_databases_a_failed_binary_migrated() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("rolling back") && text.contains("restored"),
+        "{text}"
+    );
+    assert_eq!(
+        text.contains("sqlite3 .backup"),
+        !installed_knows_backup,
         "{text}"
     );
     let log = fs::read_to_string(dir.join("logs/subgpt.log")).unwrap_or_default();
