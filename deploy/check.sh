@@ -2,7 +2,7 @@
 # Static checks of deploy/ and nginx/, run by the project's tests:
 #   1. shellcheck (all severities) on deploy/*.sh and the shell scripts in scripts/
 #   2. the management scripts are executable
-#   3. systemd-analyze verify on deploy/subgpt.service, when systemd-analyze exists
+#   3. systemd-analyze verify on deploy/*.service and *.timer, when systemd-analyze exists
 #   4. nginx -t on nginx/subgpt.conf, inside a throw-away nginx.conf with a self-signed
 #      certificate; everything it writes stays in a temp dir
 # Prints one line per check; exits 1 if any failed, naming it.
@@ -59,10 +59,10 @@ check_executable() {
 	fi
 }
 
-# verify needs ExecStart to exist: it runs against a copy whose ExecStart is a stub. The
-# User= account need not exist for verify.
+# verify needs ExecStart to exist: it runs against copies whose ExecStart names a stub. The
+# User= account need not exist for verify. The timer is checked with its service beside it.
 check_systemd() {
-	local unit=$ROOT/deploy/subgpt.service out
+	local unit name out rc
 	if ! command -v systemd-analyze >/dev/null 2>&1; then
 		skip "systemd-analyze verify: systemd-analyze not installed"
 		return
@@ -70,17 +70,27 @@ check_systemd() {
 	mkdir -p -- "$TMP/unit"
 	printf '#!/bin/sh\nexit 0\n' >"$TMP/unit/subgpt"
 	chmod +x -- "$TMP/unit/subgpt"
-	grep -q '^ExecStart=/opt/subgpt/subgpt serve$' "$unit" ||
-		{ fail "systemd unit: no 'ExecStart=/opt/subgpt/subgpt serve' line"; return; }
-	sed "s#^ExecStart=/opt/subgpt/subgpt #ExecStart=$TMP/unit/subgpt #" "$unit" >"$TMP/unit/subgpt.service"
-	# Lines about other units (pulled in by Wants=/After=) are the host's business, not ours.
-	local rc=0
-	out=$(systemd-analyze verify "$TMP/unit/subgpt.service" 2>&1) || rc=$?
-	if ((rc == 0)) && ! grep -q 'subgpt' <<<"$out"; then
-		ok "systemd-analyze verify deploy/subgpt.service"
-	else
-		fail "systemd-analyze verify deploy/subgpt.service (exit $rc)" "$out"
-	fi
+	for unit in "$ROOT"/deploy/*.service "$ROOT"/deploy/*.timer; do
+		[[ -f $unit ]] || continue
+		name=${unit##*/}
+		if [[ $name == *.service ]] && ! grep -q '^ExecStart=/opt/subgpt/subgpt ' "$unit"; then
+			fail "systemd unit $name: no 'ExecStart=/opt/subgpt/subgpt …' line"
+			continue
+		fi
+		sed "s#^ExecStart=/opt/subgpt/subgpt #ExecStart=$TMP/unit/subgpt #" "$unit" >"$TMP/unit/$name"
+	done
+	for unit in "$TMP"/unit/*.service "$TMP"/unit/*.timer; do
+		[[ -f $unit ]] || continue
+		name=${unit##*/}
+		# Lines about other units (pulled in by Wants=/After=) are the host's business, not ours.
+		rc=0
+		out=$(cd -- "$TMP/unit" && systemd-analyze verify "$unit" 2>&1) || rc=$?
+		if ((rc == 0)) && ! grep -q 'subgpt' <<<"$out"; then
+			ok "systemd-analyze verify deploy/$name"
+		else
+			fail "systemd-analyze verify deploy/$name (exit $rc)" "$out"
+		fi
+	done
 }
 
 check_nginx() {

@@ -126,7 +126,8 @@ is_our_process() {
 	exe=$(readlink -- "/proc/$pid/exe" 2>/dev/null) || exe=
 	exe=${exe% (deleted)}
 	arg0=${argv[0]}
-	[[ ${exe##*/} == subgpt || ${arg0##*/} == subgpt ]]
+	# A wrapper script installed as `subgpt` runs as `sh <instance>/subgpt serve`.
+	[[ ${exe##*/} == subgpt || ${arg0##*/} == subgpt || ${argv[1]##*/} == subgpt ]]
 }
 
 # current_pid: print the PID of this instance's running subgpt and return 0; return 1 when
@@ -187,6 +188,43 @@ health_url() {
 	printf 'http://%s:%s/healthz\n' "$host" "$port"
 }
 
+# bind_port: the port of BIND_ADDR.
+bind_port() {
+	local addr
+	addr=$(cfg BIND_ADDR 127.0.0.1:8080)
+	printf '%s\n' "${addr##*:}"
+}
+
+# listening_inodes PORT: inodes of the TCP sockets listening on PORT (IPv4 and IPv6), from
+# /proc/net (no ss/netstat needed).
+listening_inodes() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	# Columns: sl local_address rem_address st ... inode (10th); st 0A = LISTEN.
+	awk -v port="$hex" '$4 == "0A" { n = split($2, a, ":"); if (a[n] == port) print $10 }' \
+		/proc/net/tcp /proc/net/tcp6 2>/dev/null || true
+}
+
+# pid_listens_on PID PORT: PID itself holds a socket listening on PORT. A /healthz answer
+# counts only then: another process on the port (an old copy, another bot) must not pass
+# for the one just started.
+pid_listens_on() {
+	local pid=$1 inode fd link
+	local -A wanted=()
+	for inode in $(listening_inodes "$2"); do
+		wanted[$inode]=1
+	done
+	((${#wanted[@]} > 0)) || return 1
+	for fd in "/proc/$pid/fd/"*; do
+		link=$(readlink -- "$fd" 2>/dev/null) || continue
+		[[ $link == socket:\[*\] ]] || continue
+		inode=${link#socket:[}
+		inode=${inode%]}
+		[[ -n ${wanted[$inode]:-} ]] && return 0
+	done
+	return 1
+}
+
 # health_check: 0 when /healthz answers 200; the body or the error is printed.
 health_check() {
 	local url=$1 hostport host port
@@ -226,7 +264,7 @@ stop_pid() {
 		sleep 0.2
 	done
 	if is_our_process "$pid"; then
-		warn "pid $pid still running after ${timeout}s; sending SIGKILL"
+		warn "pid $pid still running after ${timeout}s; sending SIGKILL (answers in flight and usage rows not yet written may be lost; see logs.sh)"
 		kill -KILL "$pid" 2>/dev/null || true
 		deadline=$((SECONDS + 10))
 		while pid_exists "$pid" && ((SECONDS < deadline)); do
@@ -235,6 +273,15 @@ stop_pid() {
 		pid_exists "$pid" && die "pid $pid survived SIGKILL"
 	fi
 	return 0
+}
+
+# db_path KEY DEFAULT: a database path from the configuration, absolute (relative paths are
+# relative to the instance, where subgpt runs).
+db_path() {
+	local p
+	p=$(cfg "$1" "$2")
+	[[ $p == /* ]] || p=$INSTANCE/${p#./}
+	printf '%s\n' "$p"
 }
 
 # log_tail N: the last N lines of the log, indented.

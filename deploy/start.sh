@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start this instance's `subgpt serve` in the background (hosts without systemd), then wait
-# for /healthz. Exit 0 when it answers; else print the end of the log, stop what was
+# for its /healthz: the answer counts only while the started process itself listens on the
+# BIND_ADDR port. Exit 0 when it answers; else print the end of the log, stop what was
 # started, exit 1. Refuses (exit 1) when the instance is already running.
 #   START_TIMEOUT_SECS  how long to wait for /healthz (default 20)
 set -euo pipefail
@@ -32,17 +33,25 @@ printf '%s\n' "$pid" >"$PID_FILE.tmp"
 mv -f -- "$PID_FILE.tmp" "$PID_FILE"
 msg "started pid $pid in $INSTANCE; waiting up to ${timeout}s for $url"
 
+port=$(bind_port)
 deadline=$((SECONDS + timeout))
 while :; do
-	if answer=$(health_check "$url"); then
-		msg "running (pid $pid): /healthz answered ${answer:-200}; log: $LOG_FILE"
-		exit 0
-	fi
 	if ! pid_exists "$pid"; then
 		rm -f -- "$PID_FILE"
 		printf 'subgpt: error: exited during start-up; last lines of %s:\n' "$LOG_FILE" >&2
 		log_tail 30 >&2
 		exit 1
+	fi
+	# Only our own process's answer counts: it must hold the listening socket itself.
+	if pid_listens_on "$pid" "$port"; then
+		if answer=$(health_check "$url"); then
+			msg "running (pid $pid): /healthz answered ${answer:-200}; log: $LOG_FILE"
+			exit 0
+		fi
+	elif health_check "$url" >/dev/null; then
+		answer="something else answers on port $port, not pid $pid (another bot or an old copy on the same BIND_ADDR?)"
+	else
+		answer="pid $pid is not listening on port $port yet"
 	fi
 	if ((SECONDS >= deadline)); then
 		printf 'subgpt: error: %s did not answer within %ss (%s); last lines of %s:\n' \

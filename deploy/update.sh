@@ -2,9 +2,13 @@
 # Update this instance to a new binary, keeping a way back.
 #   update.sh NEW_BINARY   install NEW_BINARY (built elsewhere)
 #   update.sh              build from the sources in the instance: cargo build --release --locked
-# Steps: back up the binary and .env into backups/<timestamp>/ (the newest BACKUPS_KEEP=5
-# are kept), install or build, (re)start — also when it was stopped — and wait for /healthz. If the new version does not come up, the backup is restored and
-# started again, and the script exits 1.
+# Steps: back up the binary, .env and the databases (an online copy made by the installed
+# binary's `subgpt backup`, or by sqlite3 when that binary predates it) into backups/<timestamp>/ (the newest BACKUPS_KEEP=5 are kept),
+# install or build, (re)start — also when it was stopped — and wait for /healthz. If the new
+# version does not come up, everything is restored — the databases too, since the new binary
+# may have migrated them past what the old one accepts — and the old version is started
+# again; the script exits 1. The databases as the failed version left them are kept aside in
+# backups/<timestamp>/rolled-back/.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,6 +25,25 @@ install_binary() {
 	cp -- "$1" "$BIN.new.$$"
 	chmod 755 -- "$BIN.new.$$"
 	mv -f -- "$BIN.new.$$" "$BIN"
+}
+
+# sqlite3_backup DIR: the online copy for an installed binary older than `subgpt backup`,
+# with sqlite3's own backup API (the file names are those `subgpt backup` uses).
+sqlite3_backup() {
+	local dir=$1 pair live out
+	command -v sqlite3 >/dev/null 2>&1 ||
+		die "the installed binary has no \`backup\` command and sqlite3 is not installed (apt-get install sqlite3); nothing was changed"
+	mkdir -p -- "$dir"
+	for pair in "$usage_db:user_analytics.db" "$state_db:state.db"; do
+		live=${pair%:*}
+		[[ -f $live ]] || continue
+		# .backup takes its file name as a quoted argument: ' inside it is doubled.
+		if ! out=$(sqlite3 -readonly "$live" ".backup '${dir//\'/\'\'}/${pair##*:}'" 2>&1); then
+			rm -rf -- "$backup"
+			die "could not back up $live with sqlite3; nothing was changed: $out"
+		fi
+		msg "  $live -> $dir/${pair##*:} (sqlite3 .backup)"
+	done
 }
 
 # Run start/stop without our lock fd, so the started server does not hold it forever.
@@ -52,10 +75,34 @@ if [[ -f $BIN ]]; then
 fi
 [[ ! -f $ENV_FILE ]] || cp -p -- "$ENV_FILE" "$backup/.env"
 msg "backup of the current binary and .env: $backup"
-# Keep the newest BACKUPS_KEEP backups (default 5), this one included; the names sort by time.
+
+# The databases, copied online by the installed binary (consistent while it serves).
+usage_db=$(db_path ANALYTICS_DB_PATH ./data/user_analytics.db)
+state_db=$(db_path STATE_DB_PATH ./data/state.db)
+db_snapshot=
+if [[ $had_bin == yes && -f $usage_db ]]; then
+	if "$BIN" backup --help >/dev/null 2>&1; then
+		if ! out=$(cd -- "$INSTANCE" && "$BIN" backup --out "$backup/db" 2>&1); then
+			rm -rf -- "$backup"
+			die "could not back up the databases; nothing was changed: ${out//$'\n'/; }"
+		fi
+		printf '%s\n' "$out" | sed 's/^/  /'
+	else
+		sqlite3_backup "$backup/db/sqlite3"
+	fi
+	for d in "$backup"/db/*/; do
+		db_snapshot=${d%/}
+	done
+	[[ -n $db_snapshot && -f $db_snapshot/user_analytics.db ]] ||
+		die "the database backup in $backup/db is incomplete; nothing was changed"
+fi
+
+# Keep the newest BACKUPS_KEEP backups (default 5), this one included; the names sort by
+# time. Only directories named like ours are touched (not e.g. a daily `backup --out`).
 keep=$(cfg_uint BACKUPS_KEEP 5)
 older=()
-for d in "$INSTANCE"/backups/*/; do
+for d in "$INSTANCE"/backups/[0-9]*T*Z*/; do
+	[[ -d $d ]] || continue
 	[[ ${d%/} == "$backup" ]] || older+=("${d%/}")
 done
 if ((${#older[@]} > keep - 1)); then
@@ -82,6 +129,22 @@ fi
 
 msg "the new version did not come up: rolling back to $backup" >&2
 ctl stop || true
+if [[ -n $db_snapshot ]]; then
+	# The file the failed version left (WAL included) goes aside, never away.
+	mkdir -p -- "$backup/rolled-back"
+	for pair in "$usage_db:user_analytics.db" "$state_db:state.db"; do
+		live=${pair%:*}
+		copy=$db_snapshot/${pair##*:}
+		for f in "$live" "$live-wal" "$live-shm" "$live-journal"; do
+			[[ ! -e $f ]] || mv -f -- "$f" "$backup/rolled-back/"
+		done
+		if [[ -f $copy ]]; then
+			cp -p -- "$copy" "$live.restore.$$"
+			mv -f -- "$live.restore.$$" "$live"
+			msg "restored $live from $copy" >&2
+		fi
+	done
+fi
 if [[ $had_bin == yes ]]; then
 	install_binary "$backup/subgpt"
 else

@@ -162,6 +162,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long SIGTERM waits for answers in flight.
     pub shutdown_drain: Duration,
+    /// `serve`: a client must send a request's headers within this time (slow-loris guard).
+    pub http_header_timeout: Duration,
+    /// `serve`: the most one request may take, body included; then 408.
+    pub http_request_timeout: Duration,
+    /// How long start-up keeps retrying Telegram (getMe) and Redis before it gives up.
+    pub startup_retry: Duration,
     /// Time-out of one OpenAI request.
     pub openai_timeout: Duration,
     /// Retries after the first OpenAI attempt.
@@ -428,6 +434,13 @@ impl Config {
             daily_token_limit: v.number("DAILY_TOKEN_LIMIT", 0)?,
             log_format,
             shutdown_drain: Duration::from_secs(v.number("SHUTDOWN_DRAIN_SECS", 30)?),
+            http_header_timeout: Duration::from_secs(
+                v.number("HTTP_HEADER_TIMEOUT_SECS", 10)?.max(1),
+            ),
+            http_request_timeout: Duration::from_secs(
+                v.number("HTTP_REQUEST_TIMEOUT_SECS", 30)?.max(1),
+            ),
+            startup_retry: Duration::from_secs(v.number("STARTUP_RETRY_SECS", 120)?),
             openai_timeout: Duration::from_secs(v.number("OPENAI_TIMEOUT_SECS", 120)?.max(1)),
             openai_max_retries: v.number("OPENAI_MAX_RETRIES", 3)?,
             openai_retry_base: Duration::from_millis(v.number("OPENAI_RETRY_BASE_MS", 500)?),

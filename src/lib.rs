@@ -13,6 +13,7 @@ pub mod config;
 pub mod conversation;
 pub mod gate;
 pub mod intake;
+pub mod listen;
 pub mod openai;
 pub mod poll;
 pub mod prices;

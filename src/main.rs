@@ -29,6 +29,8 @@ enum Command {
     Check,
     /// The analytics viewer (read-only).
     Analytics(subgpt::analytics::Args),
+    /// Online, consistent copies of the usage and state databases.
+    Backup(subgpt::cli::backup::Args),
 }
 
 #[derive(Subcommand)]
@@ -112,6 +114,7 @@ fn main() -> ExitCode {
         },
         Command::Check => check(),
         Command::Analytics(args) => subgpt::analytics::run(args),
+        Command::Backup(args) => subgpt::cli::backup::run(args),
     }
 }
 

@@ -17,11 +17,58 @@ use crate::gate::{Gate, GateLayer};
 use crate::intake::lock::UserLocks;
 use crate::intake::{Dispatcher, Intake, Limits};
 use crate::reply::Replier;
+use crate::listen::{HttpTimeouts, serve_http};
+use crate::retry::{Outcome, Policy};
 use crate::server::{self, ServerState};
 use crate::store::kv::Kv;
 use crate::store::state::StateStore;
 use crate::store::usage::{StoreOptions, Synchronous, UsageStore};
 use crate::telegram::{Bot, TelegramError};
+
+/// Start-up's back-off: 1 s doubling up to 30 s.
+const STARTUP_FIRST_WAIT: Duration = Duration::from_secs(1);
+const STARTUP_MAX_WAIT: Duration = Duration::from_secs(30);
+/// The longest start-up waits for Redis (it is optional; Telegram is not).
+const REDIS_WAIT: Duration = Duration::from_secs(15);
+/// One Redis ping at start-up.
+const REDIS_PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Start-up's retry policy: as many back-off waits as fit in `budget` (at their longest,
+/// before jitter), so a Telegram or Redis outage at boot is waited out, boundedly.
+fn startup_policy(budget: Duration) -> Policy {
+    let policy = Policy::new(STARTUP_FIRST_WAIT, STARTUP_MAX_WAIT, 0);
+    let mut total = Duration::ZERO;
+    let mut retries = 0;
+    loop {
+        let longest = STARTUP_FIRST_WAIT
+            .saturating_mul(2u32.saturating_pow(retries.min(31)))
+            .min(STARTUP_MAX_WAIT);
+        total += longest;
+        if total > budget {
+            return Policy {
+                max_retries: retries,
+                ..policy
+            };
+        }
+        retries += 1;
+    }
+}
+
+/// How a failed getMe at start-up is treated: a rejected token is final, the rest is waited out.
+fn get_me_outcome(error: &TelegramError) -> Outcome {
+    match error {
+        TelegramError::Api {
+            code: 401 | 404, ..
+        } => Outcome::Fatal,
+        TelegramError::Api { code, .. } => Outcome::of_status(*code, None),
+        TelegramError::RetryAfter { seconds, .. } => {
+            Outcome::RateLimited(Some(Duration::from_secs(*seconds)))
+        }
+        TelegramError::Http { source, .. } => Outcome::of_transport(source),
+        // A proxy's error page during an outage; getMe is safe to ask again.
+        TelegramError::Decode { .. } => Outcome::Unknown,
+    }
+}
 
 /// Everything a running bot holds.
 pub struct Running {
@@ -75,7 +122,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let kv = match &config.redis_url {
         Some(url) => {
             let kv = Kv::redis(url).context("REDIS_URL")?;
-            if let Err(e) = kv.ping().await {
+            // Redis coming up after us is common at boot; without it the bot still works
+            // (the gate asks Telegram directly), so after the wait it starts anyway.
+            let policy = startup_policy(config.startup_retry.min(REDIS_WAIT));
+            let ping = policy.run(
+                "redis",
+                true,
+                || async {
+                    match tokio::time::timeout(REDIS_PING_TIMEOUT, kv.ping()).await {
+                        Ok(answer) => answer.map_err(|e| e.to_string()),
+                        Err(_) => Err("no answer in 5 s".to_string()),
+                    }
+                },
+                |_| Outcome::Connect,
+            );
+            if let Err(e) = ping.await {
                 tracing::warn!(error = %e, "Redis is not answering; starting anyway (the gate asks Telegram directly)");
             }
             kv
@@ -83,7 +144,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => Kv::memory(),
     };
     let telegram = Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone());
-    let me = telegram.get_me().await.map_err(|e| match e {
+    let me = startup_policy(config.startup_retry)
+        .run("telegram", true, || telegram.get_me(), get_me_outcome)
+    .await
+    .map_err(|e| match e {
         TelegramError::Api { code: 401 | 404, .. } => {
             anyhow::anyhow!("Telegram rejected TELEGRAM_BOT_TOKEN (getMe: {e}); copy the token again from @BotFather")
         }
@@ -193,14 +257,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let router = server::app(state, &running.config.webhook_path);
     let closed = CancellationToken::new();
-    let mut server = {
-        let closed = closed.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { closed.cancelled().await })
-                .await
-        })
+    let timeouts = HttpTimeouts {
+        header_read: running.config.http_header_timeout,
+        request: running.config.http_request_timeout,
     };
+    let mut server = tokio::spawn(serve_http(listener, router, timeouts, closed.clone()));
     tracing::info!(addr = %running.config.bind_addr, path = %running.config.webhook_path, "listening for webhook updates");
     upkeep_metrics(stopping.clone());
 
@@ -254,5 +315,18 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_startup_waits_fit_in_the_budget() {
+        // 1 + 2 + 4 + 8 + 16 = 31 s; the next wait (30 s) would pass 40 s.
+        assert_eq!(startup_policy(Duration::from_secs(40)).max_retries, 5);
+        assert_eq!(startup_policy(Duration::from_secs(120)).max_retries, 7);
+        assert_eq!(startup_policy(Duration::ZERO).max_retries, 0);
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +18,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::config::Secret;
 use crate::intake::Intake;
@@ -45,14 +49,58 @@ pub struct ServerState {
     pub metrics: PrometheusHandle,
 }
 
-/// The router for `serve`.
+/// The router for `serve`. Bodies over [`MAX_BODY`] get 413: a declared one from
+/// [`refuse_declared_oversize`], one without Content-Length from `RequestBodyLimitLayer` when
+/// it crosses the limit. Each request gets a span with its method and path only: no headers
+/// (the secret is one), no bodies.
 pub fn app(state: ServerState, webhook_path: &str) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        })
+        // 503 while shutting down and /readyz's 503 are expected answers, not errors.
+        .on_failure(DefaultOnFailure::new().level(Level::DEBUG));
     Router::new()
         .route(webhook_path, post(webhook))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(AppState(Arc::new(state)))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(middleware::from_fn(refuse_declared_oversize))
+        .layer(trace)
+}
+
+/// Refuses a declared oversize before RequestBodyLimitLayer does, because that layer answers
+/// without reading the body, and closing a socket with unread data resets the connection
+/// before the client can read the 413. Here the body is read and dropped (bounded) first.
+async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY) {
+        discard(request.into_body()).await;
+        return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large");
+    }
+    next.run(request).await
+}
+
+/// Reads and drops (a bounded amount of) a refused body, so the client gets to read the
+/// 413 instead of a connection reset.
+async fn discard(body: Body) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    let drain = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > 16 * MAX_BODY {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
 
 fn reject(status: StatusCode, reason: &'static str) -> Response {
@@ -75,14 +123,7 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
     if !secret_matches(request.headers(), &state.secret) {
         return reject(StatusCode::UNAUTHORIZED, "unauthorized");
     }
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY) {
-        discard(request.into_body()).await;
-        return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large");
-    }
+    // A body without Content-Length that crosses the limit fails here (RequestBodyLimitLayer).
     let body = match to_bytes(request.into_body(), MAX_BODY).await {
         Ok(body) => body,
         Err(_) => return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large"),
@@ -95,23 +136,6 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
         Ok(_) => StatusCode::OK.into_response(),
         Err(_) => reject(StatusCode::INTERNAL_SERVER_ERROR, "inbox unavailable"),
     }
-}
-
-/// Reads and drops (a bounded amount of) a refused body, so the client gets to read the
-/// 413 instead of a connection reset.
-async fn discard(body: Body) {
-    use futures::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut seen = 0usize;
-    let drain = async {
-        while let Some(Ok(chunk)) = stream.next().await {
-            seen += chunk.len();
-            if seen > 16 * MAX_BODY {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
 
 async fn readyz(State(AppState(state)): State<AppState>) -> Response {

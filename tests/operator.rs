@@ -372,3 +372,277 @@ async fn metrics_and_json_logs() {
     assert_eq!(line["span"]["update_id"], 1);
     assert_eq!(line["span"]["user_id"], 80);
 }
+
+/// Sends `fast` at once and then `slow` one byte a second on a fresh connection, reading
+/// whatever comes back; returns what the server sent and how long the connection lasted.
+/// Panics when the server still holds the connection after `limit`.
+async fn trickle(base: &str, fast: &[u8], slow: &[u8], limit: Duration) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = std::time::Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let _ = read.read_to_end(&mut seen).await;
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let (fast, slow) = (fast.to_vec(), slow.to_vec());
+    let writer = tokio::spawn(async move {
+        if write.write_all(&fast).await.is_err() {
+            return;
+        }
+        for byte in slow {
+            if write.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        // Keep the connection open: only the server may end it.
+        std::future::pending::<()>().await;
+    });
+    let answer = tokio::time::timeout(limit, reader).await;
+    let lasted = started.elapsed();
+    writer.abort();
+    let answer = answer
+        .unwrap_or_else(|_| panic!("the server kept a trickling client for {limit:?}"))
+        .unwrap();
+    (answer, lasted)
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_by_the_time_outs() {
+    let app = Spawn::default()
+        .env("HTTP_HEADER_TIMEOUT_SECS", "2")
+        .env("HTTP_REQUEST_TIMEOUT_SECS", "3")
+        .start()
+        .await;
+    let limit = Duration::from_secs(12);
+    // Slow-loris: headers one byte a second would take 34 s.
+    let headers = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (answer, _) = trickle(&app.base, b"", headers, limit).await;
+    assert!(
+        !answer.contains("200 OK"),
+        "the trickled request must not be served: {answer:?}"
+    );
+
+    // Headers at once, then the body one byte a second: the request time-out answers 408.
+    let body = br#"{"update_id": 1, "message": {"text": "slow"}}"#;
+    let headers = format!(
+        "POST /webhook HTTP/1.1\r\nHost: a\r\nX-Telegram-Bot-Api-Secret-Token: {SECRET}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (answer, _) = trickle(&app.base, headers.as_bytes(), body, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert_eq!(app.openai.request_count(), 0);
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, 200, "the server still serves others");
+}
+
+#[tokio::test]
+async fn start_up_waits_out_a_telegram_outage_but_not_a_rejected_token() {
+    let telegram = FakeTelegram::start().await;
+    let openai = FakeOpenAi::start().await;
+    telegram.with(|s| s.get_me_failures = 2);
+    let app = Spawn::default().fakes(&telegram, &openai).start().await;
+    let get_me: Vec<bool> = telegram.calls("getMe").iter().map(|c| c.ok).collect();
+    assert_eq!(get_me, vec![false, false, true], "{}", app.logs());
+    assert!(
+        app.logs().contains("request failed; retrying"),
+        "each failure is logged:\n{}",
+        app.logs()
+    );
+    app.send_text(1, 90, "after the outage").await;
+    app.wait_messages(90, 1).await;
+    drop(app);
+
+    // A rejected token is not waited out.
+    telegram.with(|s| s.reject_token = true);
+    let started = std::time::Instant::now();
+    let (code, out) = run(Spawn::default().fakes(&telegram, &openai)).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Telegram rejected TELEGRAM_BOT_TOKEN"),
+        "{out}"
+    );
+    assert_eq!(
+        telegram.calls("getMe").len(),
+        4,
+        "one more getMe, no retries"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Every row of `table`, in rowid order, as SQLite values.
+fn dump(db: &std::path::Path, table: &str) -> Vec<Vec<rusqlite::types::Value>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+        .unwrap();
+    let columns = stmt.column_count();
+    stmt.query_map([], |r| (0..columns).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn snapshots(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn backup_copies_both_databases_while_serving_and_a_restore_has_every_row() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let state = dir.path().join("state.db").display().to_string();
+    let app = Spawn::default()
+        .dir(&dir)
+        .env("STATE_DB_PATH", &state)
+        .start()
+        .await;
+    for user in 1..=5 {
+        app.send_text(user, 100 + user, "count me").await;
+    }
+    let usage = app.db_path();
+    eventually("5 usage rows", Duration::from_secs(20), || {
+        usage.exists() && dump(&usage, "user_analytics").len() == 5
+    })
+    .await;
+    // The state database is copied whatever its schema: a table of our own in it.
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS backup_probe (id INTEGER PRIMARY KEY, note TEXT);
+         INSERT INTO backup_probe (note) VALUES ('a'), ('b'), ('c');",
+    )
+    .unwrap();
+    drop(conn);
+
+    let out = dir.path().join("copies");
+    let backup = |keep: Option<&str>| {
+        let mut args = vec!["backup", "--out", out.to_str().unwrap()];
+        args.extend(keep.map(|k| ["--keep", k]).into_iter().flatten());
+        Spawn::default()
+            .dir(&dir)
+            .env("STATE_DB_PATH", &state)
+            .command(&args)
+    };
+    let (code, text) = run(backup(None)).await;
+    assert_eq!(code, 0, "{text}");
+    let snapshot = snapshots(&out).pop().expect("a snapshot directory");
+    for (name, file) in [("usage", "user_analytics.db"), ("state", "state.db")] {
+        let copy = snapshot.join(file);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line: {text}"));
+        let size = std::fs::metadata(&copy).unwrap().len();
+        assert!(
+            line.contains(&copy.display().to_string()) && line.contains(&format!("{size} bytes")),
+            "{line}"
+        );
+    }
+
+    // Restore: the copies, put where a service would read them, hold every row.
+    let restored = tempfile::tempdir().unwrap();
+    let usage_copy = restored.path().join("usage.db");
+    std::fs::copy(snapshot.join("user_analytics.db"), &usage_copy).unwrap();
+    let state_copy = restored.path().join("state.db");
+    std::fs::copy(snapshot.join("state.db"), &state_copy).unwrap();
+    assert_eq!(
+        dump(&usage_copy, "user_analytics"),
+        dump(&usage, "user_analytics")
+    );
+    assert_eq!(
+        dump(&state_copy, "backup_probe"),
+        dump(std::path::Path::new(&state), "backup_probe")
+    );
+    let (code, text) =
+        run(Spawn::default().command(&["analytics", "info", "--db", usage_copy.to_str().unwrap()]))
+            .await;
+    assert_eq!(code, 0, "the viewer reads the restored copy: {text}");
+    assert!(text.contains("5"), "{text}");
+
+    // --keep N: the oldest snapshots go, the newest N stay.
+    for _ in 0..2 {
+        let (code, text) = run(backup(Some("2"))).await;
+        assert_eq!(code, 0, "{text}");
+    }
+    let kept = snapshots(&out);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(!kept.contains(&snapshot), "the oldest one was deleted");
+}
+
+#[tokio::test]
+async fn only_serve_migrates_and_a_newer_database_is_refused_naming_both_versions() {
+    use subgpt::store::usage::migrate::LATEST_VERSION;
+    let redis = RedisServer::start();
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let db = dir.path().join("usage.db");
+    // A database at schema version 1 (the first migration only) with one row.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(include_str!("../migrations/0001_user_analytics.sql"))
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO user_analytics (user_id, username, request_date, tokens_used)
+         VALUES (7, 'u7', '2026-12-01', 70);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    let tables = |conn: &rusqlite::Connection| -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+    let tables_before = tables(&conn);
+
+    let (_t, _o, check) = healthy(&redis).await;
+    let (code, out) = run(check.dir(&dir)).await;
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|l| l.contains("sqlite")).unwrap();
+    assert!(
+        line.contains(&format!(
+            "schema version 1 (`serve` migrates it to {LATEST_VERSION})"
+        )),
+        "{line}"
+    );
+    assert_eq!(version(&conn), 1, "check did not migrate");
+    assert_eq!(tables(&conn), tables_before, "check created nothing");
+    let (code, out) = run(Spawn::default().dir(&dir).command(&["analytics", "info"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(version(&conn), 1, "analytics did not migrate");
+
+    // A newer subgpt has been here: every command refuses, naming both versions.
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    let both =
+        format!("schema version 99, but this subgpt knows schema versions up to {LATEST_VERSION}");
+    let (_t, _o, check) = healthy(&redis).await;
+    let (code, out) = run(check.dir(&dir)).await;
+    assert_eq!(code, 1, "{out}");
+    let line = out.lines().find(|l| l.starts_with("FAIL")).unwrap();
+    assert!(line.contains("sqlite") && line.contains(&both), "{line}");
+    for command in [&["analytics", "info"][..], &["backup"], &["serve"]] {
+        let (code, out) = run(Spawn::default().dir(&dir).command(command)).await;
+        assert_eq!(code, 1, "{command:?}: {out}");
+        assert!(
+            out.contains(&both) && out.contains("update.sh"),
+            "{command:?}: {out}"
+        );
+    }
+    assert_eq!(version(&conn), 99);
+    assert_eq!(dump(&db, "user_analytics").len(), 1, "nothing was touched");
+}

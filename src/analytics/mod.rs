@@ -15,6 +15,7 @@ use chrono::{Days, NaiveDate};
 use clap::{Subcommand, ValueEnum};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::store::schema::ensure_not_newer;
 use crate::store::usage::{StoreError, UsageReader, check_is_sqlite, migrate, rollups};
 
 pub use output::{Cell, Table, csv_field, human_bytes};
@@ -139,6 +140,8 @@ fn execute(args: &Args, out: &mut impl Write) -> Result<(), ViewerError> {
         StoreError::MissingFile(_) | StoreError::NotSqlite(_) | StoreError::MissingTable(_) => {
             ViewerError::Usage(e.to_string())
         }
+        // Names the file and both versions already; exit 1 as SPEC §2 says.
+        e @ StoreError::Schema(_) => ViewerError::Runtime(e.to_string()),
         other => ViewerError::Runtime(format!("{}: {other}", path.display())),
     };
     if args.mode == Some(Mode::Rebuild) {
@@ -238,7 +241,8 @@ fn today() -> Result<NaiveDate, ViewerError> {
     Ok(chrono::Utc::now().with_timezone(&tz).date_naive())
 }
 
-/// Opens the usage database read-only and checks it is one: no file is created, nothing migrated.
+/// Opens the usage database read-only and checks it is one: no file is created, nothing
+/// migrated, and a file a newer subgpt has migrated further is refused.
 pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     match std::fs::metadata(path) {
         Err(_) => return Err(StoreError::MissingFile(path.to_owned())),
@@ -256,5 +260,6 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !migrate::has_table(&conn, "user_analytics")? {
         return Err(StoreError::MissingTable(path.to_owned()));
     }
+    ensure_not_newer(&conn, path, &migrate::MIGRATIONS)?;
     Ok(conn)
 }

@@ -2,13 +2,17 @@
 //! exit 0 only when every check passes.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
+
+use rusqlite::OpenFlags;
 
 use super::{redact_url, utc};
 use crate::config::Config;
 use crate::openai::OpenAi;
 use crate::store::kv::Kv;
-use crate::store::usage::UsageStore;
+use crate::store::schema::{SchemaError, ensure_not_newer};
+use crate::store::usage::migrate;
 use crate::telegram::{Bot, TelegramError};
 
 /// How long one check may take.
@@ -83,32 +87,85 @@ pub async fn run(config: &Config) -> bool {
 
 async fn sqlite(config: &Config) -> Outcome {
     let path = config.analytics_db_path.clone();
+    tokio::task::spawn_blocking(move || sqlite_as_it_is(&path))
+        .await
+        .unwrap_or_else(|e| fail(format!("probe failed: {e}"), "run the check again"))
+}
+
+/// Looks at the usage database without changing it: `check` may run with a new binary
+/// before an update, and only `serve`/`poll` migrate (SPEC §2).
+fn sqlite_as_it_is(path: &Path) -> Outcome {
     let shown = path.display().to_string();
-    let store = match UsageStore::open(&path) {
-        Ok(store) => store,
+    if !path.exists() {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        return match probe_directory(dir) {
+            Ok(()) => Ok(format!(
+                "{shown} does not exist yet; `serve` creates it in a writable directory"
+            )),
+            Err(e) => fail(
+                format!("{shown} cannot be created in {}: {e}", dir.display()),
+                "create the directory, writable by the service user",
+            ),
+        };
+    }
+    let conn = match rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(conn) => conn,
         Err(e) => {
             return fail(
                 format!("cannot open {shown}: {e}"),
-                "make the directory writable by the service user",
+                "make the file writable by the service user",
             );
         }
     };
-    let _ = store.close(Duration::from_secs(5)).await;
-    let probe = tokio::task::spawn_blocking(move || -> rusqlite::Result<i64> {
-        let conn = rusqlite::Connection::open(&path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
-        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
-    })
-    .await;
-    match probe {
-        Ok(Ok(version)) => Ok(format!("{shown} writable, schema version {version}")),
-        Ok(Err(e)) => fail(
+    let state = match ensure_not_newer(&conn, path, &migrate::MIGRATIONS) {
+        Ok(state) => state,
+        Err(e @ SchemaError::Newer { .. }) => {
+            return fail(
+                e.to_string(),
+                "run the newer binary, or restore the backup (deploy/README.md, backups)",
+            );
+        }
+        Err(e) => {
+            return fail(
+                e.to_string(),
+                "check that the file is subgpt's usage database",
+            );
+        }
+    };
+    let probe = conn
+        .busy_timeout(Duration::from_secs(5))
+        .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"));
+    if let Err(e) = probe {
+        return fail(
             format!("{shown} is not writable: {e}"),
             "check the file's owner and permissions and free disk space",
-        ),
-        Err(e) => fail(format!("probe failed: {e}"), "run the check again"),
+        );
     }
+    let pending = if state.is_behind() {
+        format!(" (`serve` migrates it to {})", state.supported)
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        "{shown} writable, schema version {}{pending}",
+        state.found
+    ))
+}
+
+/// Whether a file can be created in `dir`: creates and removes a probe file.
+fn probe_directory(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".subgpt-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
 }
 
 async fn redis(config: &Config) -> Outcome {

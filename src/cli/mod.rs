@@ -1,5 +1,7 @@
-//! Operator commands besides the bot itself: webhook registration and the `check` doctor.
+//! Operator commands besides the bot itself: webhook registration, the `check` doctor and
+//! database backups.
 
+pub mod backup;
 pub mod check;
 pub mod webhook;
 

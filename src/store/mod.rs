@@ -2,5 +2,6 @@
 //! blocking pool), and the service's own durable state (inbox, conversation map).
 
 pub mod kv;
+pub mod schema;
 pub mod state;
 pub mod usage;

@@ -36,6 +36,9 @@ pub enum StateError {
     Sqlite(#[from] rusqlite::Error),
     #[error("state database migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    /// A newer subgpt migrated the file past this binary (both versions named).
+    #[error(transparent)]
+    Schema(#[from] crate::store::schema::SchemaError),
     #[error("state database: cannot create {0}: {1}")]
     Directory(String, std::io::Error),
     /// The batch holding this command failed (the cause is logged once).
@@ -127,6 +130,7 @@ impl StateStore {
         };
         conn.pragma_update(None, "synchronous", sync)?;
         conn.pragma_update(None, "secure_delete", "ON")?;
+        crate::store::schema::ensure_not_newer(&conn, path, &MIGRATIONS)?;
         MIGRATIONS.to_latest(&mut conn)?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()

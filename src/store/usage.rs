@@ -139,7 +139,7 @@ impl UsageStore {
         conn.busy_timeout(options.busy_timeout)?;
         check_is_sqlite(&conn, path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        migrate::migrate(&mut conn)?;
+        migrate::migrate(&mut conn, path)?;
         drop(conn);
 
         let busy_timeout = options.busy_timeout;

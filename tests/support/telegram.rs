@@ -54,6 +54,8 @@ pub struct TelegramState {
     pub confirmed_offset: i64,
     /// getMe answers 401 (a revoked token).
     pub reject_token: bool,
+    /// The next N getMe calls answer 502 (Telegram or the network having a bad minute).
+    pub get_me_failures: u32,
 }
 
 /// The fake server and its state.
@@ -301,6 +303,10 @@ fn scripted_failure(s: &mut TelegramState, params: &Value) -> Option<Response> {
 fn answer(s: &mut TelegramState, method: &str, params: &Value) -> Response {
     match method {
         "getMe" if s.reject_token => fail(401, "Unauthorized"),
+        "getMe" if s.get_me_failures > 0 => {
+            s.get_me_failures -= 1;
+            fail(502, "Bad Gateway")
+        }
         "getMe" => ok(
             json!({"id": BOT_ID, "is_bot": true, "first_name": "Sub GPT", "username": "subgpt_test_bot",
             "can_join_groups": false, "can_read_all_group_messages": false, "supports_inline_queries": false}),

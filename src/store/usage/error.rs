@@ -31,6 +31,9 @@ pub enum StoreError {
     /// No pooled connection could be had.
     #[error("connection pool: {0}")]
     Pool(#[from] r2d2::Error),
+    /// The file's schema is newer than this binary, or its version is unreadable.
+    #[error(transparent)]
+    Schema(#[from] crate::store::schema::SchemaError),
     /// Applying the embedded migrations failed.
     #[error("migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),

@@ -4,11 +4,14 @@
 //! and left `user_version` at 0; such a file is adopted (marked as version 1, missing indexes
 //! added) so that only the later migrations run, which fill the roll-ups from its rows.
 
+use std::path::Path;
+
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{M, Migrations};
 use tracing::info;
 
 use super::StoreError;
+use crate::store::schema::ensure_not_newer;
 
 const MIGRATION_SLICE: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0001_user_analytics.sql")),
@@ -39,7 +42,10 @@ const INDEXES: [(&str, &str); 3] = [
 ];
 
 /// Brings the database to the latest schema, adopting a Python bot's file first if needed.
-pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// A file a newer subgpt has migrated further is refused, naming both versions (the
+/// operator's way back is that binary or the backup, never a guess at its schema).
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    ensure_not_newer(conn, path, &MIGRATIONS)?;
     adopt_legacy(conn)?;
     MIGRATIONS.to_latest(conn)?;
     Ok(())
