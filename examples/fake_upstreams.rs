@@ -11,6 +11,9 @@
 #[path = "../tests/support/openai.rs"]
 mod openai;
 #[allow(dead_code)]
+#[path = "../tests/support/sse.rs"]
+mod sse;
+#[allow(dead_code)]
 #[path = "../tests/support/telegram.rs"]
 mod telegram;
 

@@ -208,10 +208,13 @@ async fn an_update_that_keeps_killing_the_process_is_given_up_after_three_starts
         let state = app.dir.path().join("data/state.db");
         eventually("handling has started", Duration::from_secs(10), || {
             let conn = rusqlite::Connection::open(&state).unwrap();
-            conn.query_row("SELECT attempts FROM inbox WHERE update_id = 1", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .is_ok_and(|n| n == start)
+            // Started this time, and (since the first) asked OpenAI, its response id kept.
+            conn.query_row(
+                "SELECT attempts, response_id FROM inbox WHERE update_id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .is_ok_and(|(n, id)| n == start && id.is_some())
         })
         .await;
         app.kill().await;

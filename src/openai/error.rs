@@ -65,6 +65,9 @@ pub enum OpenAiError {
     /// An answer that doesn't match the API.
     #[error("OpenAI {path}: unexpected answer: {detail}")]
     Decode { path: String, detail: String },
+    /// No answer within the time-out after the request was sent: it may still be running.
+    #[error("OpenAI {path}: no answer within {seconds} s")]
+    TimedOut { path: String, seconds: u64 },
     /// A stream that OpenAI ended with a failure (`response.failed`, an `error` event).
     #[error("OpenAI {path}: the stream failed: {detail}")]
     Stream { path: String, detail: String },

@@ -38,6 +38,8 @@ pub struct OpenAi {
     key: Secret,
     model: String,
     policy: Policy,
+    /// How long one request may wait for its answer (for a stream: for its first bytes).
+    timeout: Duration,
 }
 
 impl OpenAi {
@@ -58,6 +60,7 @@ impl OpenAi {
                 MAX_WAIT,
                 config.openai_max_retries,
             ),
+            timeout: config.openai_timeout,
         }
     }
 
@@ -172,10 +175,25 @@ impl OpenAi {
         if let Some(body) = body {
             request = request.json(body);
         }
-        if let Some(timeout) = timeout {
-            request = request.timeout(timeout);
-        }
-        let outcome = request.send().await;
+        let outcome = match timeout {
+            // A stream may run long, but its answer must start within the usual time-out.
+            Some(total) => {
+                match tokio::time::timeout(self.timeout, request.timeout(total).send()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        metrics::counter!("subgpt_openai_requests_total", "endpoint" => endpoint, "status" => "error").increment(1);
+                        return Err(Failed {
+                            outcome: Outcome::Unknown,
+                            error: OpenAiError::TimedOut {
+                                path: path.into(),
+                                seconds: self.timeout.as_secs(),
+                            },
+                        });
+                    }
+                }
+            }
+            None => request.send().await,
+        };
         metrics::histogram!("subgpt_openai_request_duration_seconds", "endpoint" => endpoint)
             .record(started.elapsed().as_secs_f64());
         let response = outcome.map_err(|e| {

@@ -126,7 +126,8 @@ mod tests {
     fn the_tail_is_short_enough_and_starts_at_a_line() {
         let text = format!("{}\nsecond line ü\nthird", "a".repeat(100));
         assert_eq!(tail_chars(&text, 1000), text);
-        assert_eq!(tail_chars(&text, 20), "third");
+        assert_eq!(tail_chars(&text, 20), "second line ü\nthird");
+        assert_eq!(tail_chars(&text, 8), "third");
         assert!(tail_chars(&"ü".repeat(50), 10).chars().count() == 10);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod openai;
 pub mod redis;
+pub mod sse;
 pub mod telegram;
 
 use std::io::{BufRead, BufReader};

@@ -73,6 +73,20 @@ pub struct OpenAiState {
     responses: HashMap<String, Value>,
     /// `GET /responses/{id}` calls.
     pub response_gets: usize,
+    /// Streams: the wait between two pieces of text (the first comes after `delay`).
+    pub token_every: Duration,
+    /// Streams: bytes per body chunk (small, so lines and characters are split).
+    pub chunk_bytes: usize,
+    /// Streams: after this many pieces of text, silence (the connection stays open).
+    pub stall_after_pieces: Option<usize>,
+    /// The next stream breaks after this many pieces of text.
+    pub drop_after_pieces: Option<usize>,
+    /// Streams opened by `POST /responses` or `POST /chat/completions`.
+    pub streams_opened: usize,
+    /// `starting_after` of every `GET /responses/{id}?stream=true`.
+    pub resumed_after: Vec<Option<u64>>,
+    /// Background responses: the finished response and when its text starts.
+    streams: HashMap<String, (Value, Instant)>,
     next_id: u64,
 }
 
@@ -181,6 +195,13 @@ impl FakeOpenAi {
             slow_page_delay: Duration::from_secs(5),
             responses: HashMap::new(),
             response_gets: 0,
+            token_every: Duration::ZERO,
+            chunk_bytes: 7,
+            stall_after_pieces: None,
+            drop_after_pieces: None,
+            streams_opened: 0,
+            resumed_after: Vec::new(),
+            streams: HashMap::new(),
             next_id: 1,
         }));
         let router = Router::new()
@@ -402,8 +423,10 @@ async fn create_response(
     axum::Json(response).into_response()
 }
 
-/// `background: true`: answered at once with the queued response; it completes after the
-/// fake's delay, as `GET /responses/{id}` then shows (the spec's asynchronous mode).
+/// `background: true`: answered at once with the queued response (or, with `stream: true`,
+/// its events as they come); it completes after the fake's delay and pacing, as
+/// `GET /responses/{id}` then shows (the spec's asynchronous mode). It completes whether or
+/// not the client is still listening, as OpenAI's background mode does.
 async fn create_background_response(
     state: Arc<Mutex<OpenAiState>>,
     headers: HeaderMap,
@@ -413,7 +436,7 @@ async fn create_background_response(
     if !authorised(&headers) {
         return error(401, "Incorrect API key provided");
     }
-    let (id, delay) = {
+    let (id, done, ready, finished, pace) = {
         let mut s = state.lock();
         s.requests.push(Request {
             body: body.clone(),
@@ -432,36 +455,89 @@ async fn create_background_response(
             "status": "in_progress", "background": true, "model": body["model"],
             "conversation": {"id": conversation}, "output": [], "usage": null, "error": null});
         s.responses.insert(id.clone(), pending);
-        (id, s.delay)
-    };
-    let queued = json!({"id": id, "object": "response", "created_at": 1_760_000_000,
-        "status": "queued", "background": true, "model": body["model"],
-        "conversation": {"id": conversation}, "output": [], "usage": null, "error": null});
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let answer = Arc::clone(&state.lock().answer);
         let input = input_of(&body);
-        let output = answer(&input);
-        let mut s = state.lock();
+        let output = (s.answer)(&input);
         let mut done = finish_response(&mut s, &body, &conversation, &input, &output);
         done["id"] = json!(id);
         done["background"] = json!(true);
-        s.responses.insert(id, done);
-        s.in_flight -= 1;
-    });
+        // The finished response stays hidden until its time.
+        s.responses.insert(
+            id.clone(),
+            json!({"id": id, "object": "response", "status": "in_progress",
+            "background": true, "output": [], "usage": null}),
+        );
+        let ready = Instant::now() + s.delay;
+        let pieces = super::sse::pieces(&output).len() as u32;
+        let finished = ready + s.token_every * pieces;
+        let pace = super::sse::Pace {
+            first: ready,
+            every: s.token_every,
+            chunk: s.chunk_bytes,
+            stall_after: s.stall_after_pieces,
+            drop_after: s.drop_after_pieces.take(),
+        };
+        s.streams.insert(id.clone(), (done.clone(), ready));
+        (id, done, ready, finished, pace)
+    };
+    let _ = ready;
+    {
+        let (state, id, done) = (Arc::clone(&state), id.clone(), done.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(finished.saturating_duration_since(Instant::now())).await;
+            let mut s = state.lock();
+            s.responses.insert(id, done);
+            s.in_flight -= 1;
+        });
+    }
+    if body["stream"] == true {
+        state.lock().streams_opened += 1;
+        return sse(super::sse::body(super::sse::response_frames(&done), pace));
+    }
+    let queued = json!({"id": id, "object": "response", "created_at": 1_760_000_000,
+        "status": "queued", "background": true, "model": body["model"],
+        "conversation": {"id": conversation}, "output": [], "usage": null, "error": null});
     axum::Json(queued).into_response()
+}
+
+fn sse(body: axum::body::Body) -> Response {
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+        body,
+    )
+        .into_response()
 }
 
 async fn get_response(
     State(state): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if !authorised(&headers) {
         return error(401, "Incorrect API key provided");
     }
     let mut s = state.lock();
     s.response_gets += 1;
+    if q.get("stream").map(String::as_str) == Some("true") {
+        let Some((done, ready)) = s.streams.get(&id).cloned() else {
+            return error(404, &format!("Response with id '{id}' not found."));
+        };
+        let after: Option<u64> = q.get("starting_after").and_then(|n| n.parse().ok());
+        s.resumed_after.push(after);
+        let frames: Vec<_> = super::sse::response_frames(&done)
+            .into_iter()
+            .filter(|f| after.is_none_or(|n| f.sequence.is_some_and(|seq| seq > n)))
+            .collect();
+        let pace = super::sse::Pace {
+            first: ready,
+            every: s.token_every,
+            chunk: s.chunk_bytes,
+            stall_after: None,
+            drop_after: None,
+        };
+        return sse(super::sse::body(frames, pace));
+    }
     match s.responses.get(&id) {
         Some(response) => axum::Json(response.clone()).into_response(),
         None => error(404, &format!("Response with id '{id}' not found.")),
@@ -545,6 +621,24 @@ async fn chat_completion(
     let prompt = prompt as u64;
     // Completion tokens include the reasoning ones, as OpenAI counts them.
     let completion = base.saturating_sub(prompt) + reasoning;
+    let usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
+        "prompt_tokens_details": {"cached_tokens": cached.min(prompt), "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
+                                      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}});
+    if body["stream"] == true {
+        let mut s = state.lock();
+        s.streams_opened += 1;
+        let with_usage = body["stream_options"]["include_usage"] == true && !s.omit_usage;
+        let frames = super::sse::chat_frames(&model, &output, with_usage.then_some(usage));
+        let pace = super::sse::Pace {
+            first: Instant::now(),
+            every: s.token_every,
+            chunk: s.chunk_bytes,
+            stall_after: s.stall_after_pieces,
+            drop_after: s.drop_after_pieces.take(),
+        };
+        return sse(super::sse::body(frames, pace));
+    }
     axum::Json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1_760_000_000, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": output, "refusal": null, "annotations": []},

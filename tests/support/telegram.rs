@@ -56,6 +56,12 @@ pub struct TelegramState {
     pub reject_token: bool,
     /// The next N getMe calls answer 502 (Telegram or the network having a bad minute).
     pub get_me_failures: u32,
+    /// Drafts answer 404, as an older Bot API server does.
+    pub drafts_unsupported: bool,
+    /// The next N drafts answer 429 with `retry_after: 2`.
+    pub draft_floods: u32,
+    /// `sendRichMessage` answers 400 with this description.
+    pub reject_rich: Option<String>,
 }
 
 /// The fake server and its state.
@@ -162,6 +168,32 @@ impl FakeTelegram {
             .into_iter()
             .filter(|c| c.ok && c.params["chat_id"].as_i64() == Some(chat))
             .map(|c| c.params["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The Markdown of the rich messages delivered to `chat`, in order.
+    pub fn rich_texts(&self, chat: i64) -> Vec<String> {
+        self.calls("sendRichMessage")
+            .into_iter()
+            .filter(|c| c.ok && c.params["chat_id"].as_i64() == Some(chat))
+            .map(|c| {
+                c.params["rich_message"]["markdown"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// The drafts (`sendMessageDraft` or `sendRichMessageDraft`) delivered to `chat`.
+    pub fn drafts(&self, chat: i64) -> Vec<Call> {
+        let s = self.state.lock();
+        s.calls
+            .iter()
+            .filter(|c| {
+                c.method.ends_with("Draft") && c.ok && c.params["chat_id"].as_i64() == Some(chat)
+            })
+            .cloned()
             .collect()
     }
 
@@ -332,6 +364,38 @@ fn answer(s: &mut TelegramState, method: &str, params: &Value) -> Response {
             }
             ok(json!({"message_id": s.calls.len() + 1, "date": 0,
                 "chat": {"id": params["chat_id"], "type": "private"}, "text": text}))
+        }
+        "sendMessageDraft" | "sendRichMessageDraft" => {
+            if s.drafts_unsupported {
+                return fail(404, "Not Found: method not found");
+            }
+            if s.draft_floods > 0 {
+                s.draft_floods -= 1;
+                let body = json!({"ok": false, "error_code": 429,
+                    "description": "Too Many Requests: retry after 2", "parameters": {"retry_after": 2}});
+                return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+            }
+            if params["draft_id"].as_i64().unwrap_or(0) == 0 {
+                return fail(400, "Bad Request: draft_id must be non-zero");
+            }
+            let text = params["text"].as_str().unwrap_or_default();
+            if method == "sendMessageDraft" && text.encode_utf16().count() > 4096 {
+                return fail(400, "Bad Request: message is too long");
+            }
+            ok(json!(true))
+        }
+        "sendRichMessage" => {
+            if let Some(reason) = &s.reject_rich {
+                return fail(400, reason);
+            }
+            let markdown = params["rich_message"]["markdown"]
+                .as_str()
+                .unwrap_or_default();
+            if markdown.is_empty() || markdown.chars().count() > 32_768 {
+                return fail(400, "Bad Request: RICH_MESSAGE_TOO_LONG");
+            }
+            ok(json!({"message_id": s.calls.len() + 1, "date": 0,
+                "chat": {"id": params["chat_id"], "type": "private"}}))
         }
         "sendDocument" | "sendPhoto" => ok(json!({"message_id": s.calls.len() + 1, "date": 0,
             "chat": {"id": params["chat_id"], "type": "private"}})),
