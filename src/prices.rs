@@ -138,7 +138,11 @@ impl Prices {
         Ok(Self::from_models(origin, date, models))
     }
 
-    fn from_models(origin: &str, date: Option<String>, models: HashMap<String, ModelPrice>) -> Self {
+    fn from_models(
+        origin: &str,
+        date: Option<String>,
+        models: HashMap<String, ModelPrice>,
+    ) -> Self {
         Self {
             origin: origin.to_owned(),
             date,
@@ -198,11 +202,15 @@ fn model_price(table: &toml::Table) -> Result<ModelPrice, String> {
         let usd = match table.get(name) {
             Some(toml::Value::Float(f)) => *f,
             Some(toml::Value::Integer(i)) => *i as f64,
-            Some(other) => return Err(format!("{name} must be a number, not {}", other.type_str())),
+            Some(other) => {
+                return Err(format!("{name} must be a number, not {}", other.type_str()));
+            }
             None => return Err(format!("{name} is missing (USD per 1M tokens)")),
         };
         if !usd.is_finite() || !(0.0..=1e6).contains(&usd) {
-            return Err(format!("{name} = {usd} is not a price in USD per 1M tokens"));
+            return Err(format!(
+                "{name} = {usd} is not a price in USD per 1M tokens"
+            ));
         }
         // USD per 1M tokens × 10⁶ = picodollars per token.
         Ok((usd * 1e6).round() as u64)
@@ -261,7 +269,10 @@ mod tests {
     #[test]
     fn snapshots_are_priced_as_their_base_model() {
         let prices = Prices::built_in();
-        assert_eq!(prices.get("gpt-5.4-mini-2026-03-17"), prices.get("gpt-5.4-mini"));
+        assert_eq!(
+            prices.get("gpt-5.4-mini-2026-03-17"),
+            prices.get("gpt-5.4-mini")
+        );
         assert_eq!(prices.get("gpt-5.4-mini-latest"), None);
         assert_eq!(prices.get("no-such-model"), None);
     }

@@ -285,7 +285,10 @@ async fn tables_are_aligned_with_numbers_right_aligned() {
         "{text}"
     );
     assert!(text.contains("schema version  3"), "{text}");
-    assert!(text.contains("roll-ups        match the raw rows"), "{text}");
+    assert!(
+        text.contains("roll-ups        match the raw rows"),
+        "{text}"
+    );
 
     let text = table(dir.path(), &db, &["user", "1"]);
     assert!(
@@ -406,7 +409,10 @@ async fn info_notices_drifted_rollups_and_rebuild_repairs_them() {
     let info = json(dir.path(), &db, &["info"]);
     assert_eq!(info["rollups_match"], false, "{info}");
     let problems = info["rollup_problems"].to_string();
-    assert!(problems.contains("trigger usage_rollups_insert is missing"), "{problems}");
+    assert!(
+        problems.contains("trigger usage_rollups_insert is missing"),
+        "{problems}"
+    );
     assert!(problems.contains("usage_user has"), "{problems}");
     let text = table(dir.path(), &db, &["info"]);
     assert!(text.contains("DO NOT match the raw rows"), "{text}");
@@ -436,6 +442,13 @@ fn rebuild_refuses_a_database_it_would_have_to_migrate() {
     let out = analytics(dir.path(), &["rebuild", "--db", db.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("schema version 0") && err.contains("subgpt serve"), "{err}");
-    assert_eq!(user_version(&Connection::open(&db).unwrap()), 0, "left untouched");
+    assert!(
+        err.contains("schema version 0") && err.contains("subgpt serve"),
+        "{err}"
+    );
+    assert_eq!(
+        user_version(&Connection::open(&db).unwrap()),
+        0,
+        "left untouched"
+    );
 }

@@ -84,10 +84,7 @@ fn viewer_json(app: &TestApp, args: &[&str]) -> serde_json::Value {
 #[tokio::test]
 async fn cost_is_priced_from_cached_and_reasoning_tokens_in_both_modes() {
     for mode in ["responses", "chat"] {
-        let app = Spawn::default()
-            .env("OPENAI_API_MODE", mode)
-            .start()
-            .await;
+        let app = Spawn::default().env("OPENAI_API_MODE", mode).start().await;
         {
             let mut s = app.openai.state.lock();
             s.cached_tokens = 12;
@@ -156,7 +153,10 @@ async fn a_prices_file_replaces_the_table_and_an_unknown_model_costs_null_with_o
 
     // The viewer sums only the known cost; a group with none is null.
     let user = viewer_json(&app, &["user", "611"]);
-    assert_eq!(user["cost_usd"], serde_json::json!(rows[0].6.unwrap() as f64 / 1e6));
+    assert_eq!(
+        user["cost_usd"],
+        serde_json::json!(rows[0].6.unwrap() as f64 / 1e6)
+    );
     let conn = Connection::open(app.db_path()).unwrap();
     conn.execute("DELETE FROM user_analytics WHERE model = 'house-model'", [])
         .unwrap();
@@ -192,7 +192,12 @@ fn sqlite3(db: &std::path::Path, sql: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the sqlite3 command-line tool");
-    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success() && out.stderr.is_empty(),
@@ -265,7 +270,10 @@ async fn rows_written_behind_the_services_back_show_everywhere_and_count_for_the
     let e = Expected::from_raw(&Connection::open(&db).unwrap());
     let info = viewer_json(&app, &["info"]);
     assert_eq!(info["rollups_match"], true, "{info}");
-    assert_eq!((info["rows"].as_i64(), info["tokens"].as_i64()), (Some(e.rows), Some(e.tokens)));
+    assert_eq!(
+        (info["rows"].as_i64(), info["tokens"].as_i64()),
+        (Some(e.rows), Some(e.tokens))
+    );
     let users = viewer_json(&app, &["users"]);
     for u in users.as_array().unwrap() {
         let id = u["user_id"].as_i64().unwrap();
@@ -292,19 +300,36 @@ async fn rows_written_behind_the_services_back_show_everywhere_and_count_for_the
     let want: Vec<(String, i64, i64)> = e.days.iter().map(|(d, v)| (d.clone(), v.1, v.2)).collect();
     assert_eq!(got, want);
     let day = viewer_json(&app, &["date", &today.to_string()]);
-    assert_eq!(day["users"].as_array().unwrap().len() as i64, e.days[&today.to_string()].1);
+    assert_eq!(
+        day["users"].as_array().unwrap().len() as i64,
+        e.days[&today.to_string()].1
+    );
 
     // /usage agrees with SQL, cost included.
     let sql_today = sql_i64(
         &db,
-        &format!("SELECT SUM(tokens_used) FROM user_analytics WHERE user_id = 701 AND request_date = '{today}'"),
+        &format!(
+            "SELECT SUM(tokens_used) FROM user_analytics WHERE user_id = 701 AND request_date = '{today}'"
+        ),
     );
     app.send_text(30, 701, "/usage").await;
     let text = app.wait_messages(701, 2).await.pop().unwrap();
-    assert!(text.contains(&format!("Today: {}", usage_grouped(sql_today))), "{text}");
-    let cost = sql_i64(&db, "SELECT SUM(cost_micro_usd) FROM user_analytics WHERE user_id = 701");
+    assert!(
+        text.contains(&format!("Today: {}", usage_grouped(sql_today))),
+        "{text}"
+    );
+    let cost = sql_i64(
+        &db,
+        "SELECT SUM(cost_micro_usd) FROM user_analytics WHERE user_id = 701",
+    );
     let cents = subgpt::prices::usd_text(Some(cost)).unwrap();
-    assert!(text.contains(&format!("In total: {} tokens ({cents})", usage_grouped(sql_today))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "In total: {} tokens ({cents})",
+            usage_grouped(sql_today)
+        )),
+        "{text}"
+    );
 
     // /stats agrees with SQL.
     app.send_text(31, 700, "/stats").await;
@@ -322,7 +347,9 @@ async fn rows_written_behind_the_services_back_show_everywhere_and_count_for_the
     // The daily limit counts rows the service did not write.
     sqlite3(
         &db,
-        &format!("INSERT INTO user_analytics (user_id, username, request_date, tokens_used) VALUES (701, 'user701', '{today}', 5000);"),
+        &format!(
+            "INSERT INTO user_analytics (user_id, username, request_date, tokens_used) VALUES (701, 'user701', '{today}', 5000);"
+        ),
     );
     let before = app.openai.request_count();
     app.send_text(32, 701, "one more question").await;
@@ -341,7 +368,7 @@ fn usage_grouped(n: i64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{202f}');
         }
         out.push(c);

@@ -45,13 +45,24 @@ async fn every_write_through_sql_keeps_the_rollups_equal_to_the_raw_rows() {
     let conn = Connection::open(&path).unwrap();
     assert_eq!(
         user_row(&conn, 4),
-        Some((Some("dan".into()), 100, "2025-02-15".into(), "2025-03-05".into())),
+        Some((
+            Some("dan".into()),
+            100,
+            "2025-02-15".into(),
+            "2025-03-05".into()
+        )),
         "a NULL username does not hide the last known one"
     );
 
     // Deleting a user's first and last days moves them; deleting all their rows removes them.
-    write_and_check(&path, "DELETE FROM user_analytics WHERE user_id = 2 AND request_date = '2025-03-01';");
-    write_and_check(&path, "DELETE FROM user_analytics WHERE user_id = 2 AND request_date = '2025-04-01';");
+    write_and_check(
+        &path,
+        "DELETE FROM user_analytics WHERE user_id = 2 AND request_date = '2025-03-01';",
+    );
+    write_and_check(
+        &path,
+        "DELETE FROM user_analytics WHERE user_id = 2 AND request_date = '2025-04-01';",
+    );
     assert_eq!(
         user_row(&conn, 2).map(|u| (u.2, u.3)),
         Some(("2025-03-31".into(), "2025-03-31".into()))
@@ -66,10 +77,22 @@ async fn every_write_through_sql_keeps_the_rollups_equal_to_the_raw_rows() {
            WHERE user_id = 1 AND tokens_used = 100;",
     );
     assert_eq!(user_row(&conn, 1).unwrap().2, "2024-12-31");
-    write_and_check(&path, "UPDATE user_analytics SET cost_micro_usd = 42 WHERE user_id = 1;");
-    write_and_check(&path, "UPDATE user_analytics SET cost_micro_usd = NULL WHERE tokens_used = 60;");
-    write_and_check(&path, "UPDATE user_analytics SET user_id = 5 WHERE username = 'alice_new';");
-    write_and_check(&path, "UPDATE user_analytics SET username = 'renamed' WHERE user_id = 4 AND username = 'dan';");
+    write_and_check(
+        &path,
+        "UPDATE user_analytics SET cost_micro_usd = 42 WHERE user_id = 1;",
+    );
+    write_and_check(
+        &path,
+        "UPDATE user_analytics SET cost_micro_usd = NULL WHERE tokens_used = 60;",
+    );
+    write_and_check(
+        &path,
+        "UPDATE user_analytics SET user_id = 5 WHERE username = 'alice_new';",
+    );
+    write_and_check(
+        &path,
+        "UPDATE user_analytics SET username = 'renamed' WHERE user_id = 4 AND username = 'dan';",
+    );
     assert_eq!(user_row(&conn, 4).unwrap().0.as_deref(), Some("renamed"));
     // An outer REPLACE policy must not wipe a roll-up row (the triggers never conflict).
     write_and_check(
@@ -80,10 +103,7 @@ async fn every_write_through_sql_keeps_the_rollups_equal_to_the_raw_rows() {
 
     // The store's own reads agree with the raw rows.
     let e = Expected::from_raw(&conn);
-    assert_eq!(
-        store.user_total_usage(1).await.unwrap(),
-        e.users[&1].tokens
-    );
+    assert_eq!(store.user_total_usage(1).await.unwrap(), e.users[&1].tokens);
     assert_eq!(
         store.user_daily_usage(1, day("2024-12-31")).await.unwrap(),
         e.user_days[&(1, "2024-12-31".to_owned())].1

@@ -25,7 +25,9 @@ impl Cell {
 
     fn render_csv(&self) -> String {
         match self {
-            Cell::Usd(micro) => micro.map(|m| (m as f64 / 1e6).to_string()).unwrap_or_default(),
+            Cell::Usd(micro) => micro
+                .map(|m| (m as f64 / 1e6).to_string())
+                .unwrap_or_default(),
             other => other.render(),
         }
     }

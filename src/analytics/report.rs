@@ -203,7 +203,11 @@ impl Context<'_> {
                     .filter_map(|u| u.cost_micro_usd)
                     .reduce(|a, b| a + b);
                 match usd_text(cost) {
-                    Some(cost) => writeln!(out, "{date}: {} users, {tokens} tokens, {cost}", users.len())?,
+                    Some(cost) => writeln!(
+                        out,
+                        "{date}: {} users, {tokens} tokens, {cost}",
+                        users.len()
+                    )?,
                     None => writeln!(out, "{date}: {} users, {tokens} tokens", users.len())?,
                 }
                 table.write_text(out)?;

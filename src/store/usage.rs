@@ -206,7 +206,9 @@ impl UsageStore {
         if row.cost_micro_usd.is_some() {
             return;
         }
-        let (Some(model), Some(input), Some(output)) = (&row.model, row.input_tokens, row.output_tokens) else {
+        let (Some(model), Some(input), Some(output)) =
+            (&row.model, row.input_tokens, row.output_tokens)
+        else {
             return;
         };
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
@@ -218,13 +220,17 @@ impl UsageStore {
         row.cost_micro_usd = self.inner.prices.cost_micro_usd(model, tokens);
     }
 
-    fn enqueue(&self, mut row: UsageRow, done: Option<oneshot::Sender<()>>) -> Result<(), UsageRow> {
+    fn enqueue(
+        &self,
+        mut row: UsageRow,
+        done: Option<oneshot::Sender<()>>,
+    ) -> Result<(), Box<UsageRow>> {
         self.price(&mut row);
         let now = self.inner.pending.fetch_add(1, Ordering::AcqRel) + 1;
         metrics::gauge!("subgpt_usage_rows_pending").set(now as f64);
         self.inner.tx.send(Job { row, done }).map_err(|e| {
             self.inner.pending.fetch_sub(1, Ordering::AcqRel);
-            e.0.row
+            Box::new(e.0.row)
         })
     }
 

@@ -333,7 +333,11 @@ async fn chat_completion(
         .sum();
     let (cached, reasoning, model) = {
         let s = state.lock();
-        (s.cached_tokens, s.reasoning_tokens, reported_model(&s, &body))
+        (
+            s.cached_tokens,
+            s.reasoning_tokens,
+            reported_model(&s, &body),
+        )
     };
     let base = tokens_for(&input, &output);
     let total = base + reasoning;

@@ -117,7 +117,10 @@ impl Expected {
             add_cost(&mut e.cost, cost);
             add_cost(e.user_cost.entry(user).or_default(), cost);
             add_cost(e.day_cost.entry(day.clone()).or_default(), cost);
-            add_cost(e.user_day_cost.entry((user, day.clone())).or_default(), cost);
+            add_cost(
+                e.user_day_cost.entry((user, day.clone())).or_default(),
+                cost,
+            );
             let u = e.users.entry(user).or_insert_with(|| UserSum {
                 username: None,
                 requests: 0,
@@ -202,7 +205,9 @@ impl Expected {
         };
         let known = "CASE WHEN costed > 0 THEN cost_micro_usd END";
         assert_eq!(
-            costs(&format!("SELECT {known} FROM usage_daily ORDER BY request_date")),
+            costs(&format!(
+                "SELECT {known} FROM usage_daily ORDER BY request_date"
+            )),
             self.day_cost.values().copied().collect::<Vec<_>>(),
             "usage_daily cost"
         );

@@ -41,7 +41,12 @@ pub async fn store_db(dir: &Path) -> PathBuf {
     let path = dir.join("data/usage.db");
     let store = UsageStore::open(&path).unwrap();
     for (user_id, name, days_ago, tokens) in sample() {
-        let mut row = UsageRow::new(user_id, name.unwrap(), today() - Days::new(days_ago), tokens);
+        let mut row = UsageRow::new(
+            user_id,
+            name.unwrap(),
+            today() - Days::new(days_ago),
+            tokens,
+        );
         if days_ago == 0 {
             // Today's answers came from the new service: a breakdown and a model, so a cost;
             // older ones stay without, as the Python bot wrote them.
@@ -87,7 +92,9 @@ pub fn analytics(cwd: &Path, args: &[&str]) -> Output {
 
 /// A cost as the viewer's CSV carries it: dollars, or empty when unknown.
 pub fn usd_csv(micro: Option<i64>) -> String {
-    micro.map(|m| (m as f64 / 1e6).to_string()).unwrap_or_default()
+    micro
+        .map(|m| (m as f64 / 1e6).to_string())
+        .unwrap_or_default()
 }
 
 /// A cost as the viewer's tables show it: `$0.01`, or nothing when unknown.

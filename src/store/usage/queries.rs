@@ -155,9 +155,11 @@ impl<'c> UsageReader<'c> {
         to: Option<NaiveDate>,
     ) -> Result<Spend, StoreError> {
         let sql = match self.source {
-            Source::Rollups => "SELECT SUM(tokens), CASE WHEN SUM(costed) > 0 THEN SUM(cost_micro_usd) END
+            Source::Rollups => {
+                "SELECT SUM(tokens), CASE WHEN SUM(costed) > 0 THEN SUM(cost_micro_usd) END
                  FROM usage_user_daily WHERE user_id = ?1 AND request_date BETWEEN ?2 AND ?3"
-                .to_owned(),
+                    .to_owned()
+            }
             Source::Raw => format!(
                 "SELECT SUM(tokens_used), SUM({}) FROM user_analytics
                  WHERE user_id = ?1 AND request_date BETWEEN ?2 AND ?3",
@@ -366,7 +368,9 @@ impl<'c> UsageReader<'c> {
 
 /// The sum of the known values; `None` when none is known.
 fn sum_known(values: impl Iterator<Item = Option<i64>>) -> Option<i64> {
-    values.flatten().fold(None, |acc, v| Some(acc.unwrap_or(0) + v))
+    values
+        .flatten()
+        .fold(None, |acc, v| Some(acc.unwrap_or(0) + v))
 }
 
 fn range_params(from: Option<NaiveDate>, to: Option<NaiveDate>) -> (String, String) {

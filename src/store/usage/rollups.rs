@@ -53,7 +53,9 @@ pub fn check(conn: &Connection) -> Result<RollupCheck, StoreError> {
     for name in TRIGGERS {
         let found = count(
             conn,
-            &format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = '{name}'"),
+            &format!(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = '{name}'"
+            ),
         )?;
         if found == 0 {
             problems.push(format!("trigger {name} is missing"));
@@ -64,12 +66,17 @@ pub fn check(conn: &Connection) -> Result<RollupCheck, StoreError> {
         "SELECT COUNT(*), SUM(tokens_used), SUM(cost_micro_usd), COUNT(cost_micro_usd) FROM user_analytics",
     )?;
     let describe = |t: Totals| {
-        format!("{} rows, {} tokens, {} µUSD over {} costed rows", t.0, t.1, t.2, t.3)
+        format!(
+            "{} rows, {} tokens, {} µUSD over {} costed rows",
+            t.0, t.1, t.2, t.3
+        )
     };
     for table in ["usage_daily", "usage_user", "usage_user_daily"] {
         let rolled = totals(
             conn,
-            &format!("SELECT SUM(requests), SUM(tokens), SUM(cost_micro_usd), SUM(costed) FROM {table}"),
+            &format!(
+                "SELECT SUM(requests), SUM(tokens), SUM(cost_micro_usd), SUM(costed) FROM {table}"
+            ),
         )?;
         if rolled != raw {
             problems.push(format!(

@@ -39,7 +39,12 @@ pub struct UsageRow {
 
 impl UsageRow {
     /// A row with only the columns every writer has (the Python bot's four).
-    pub fn new(user_id: i64, username: impl Into<String>, request_date: NaiveDate, tokens_used: i64) -> Self {
+    pub fn new(
+        user_id: i64,
+        username: impl Into<String>,
+        request_date: NaiveDate,
+        tokens_used: i64,
+    ) -> Self {
         Self {
             user_id,
             username: username.into(),
