@@ -299,8 +299,11 @@ impl UsageStore {
     }
 
     /// Whether the roll-ups equal the raw rows (totals compared; see [`rollups::check`]).
-    pub async fn check_rollups(&self) -> Result<rollups::RollupCheck, StoreError> {
-        blocking(&self.inner.pool, |conn| rollups::check(conn)).await
+    pub async fn check_rollups(
+        &self,
+        depth: rollups::Depth,
+    ) -> Result<rollups::RollupCheck, StoreError> {
+        blocking(&self.inner.pool, move |conn| rollups::check(conn, depth)).await
     }
 
     /// Every user's requests and tokens on `date`, most tokens first.
