@@ -162,7 +162,9 @@ async fn the_full_check_sees_tokens_changed_behind_a_dropped_trigger() {
     assert_eq!(quick.problems, ["trigger usage_rollups_update is missing"]);
     let full = check(&conn, Depth::Full).unwrap();
     assert!(
-        full.problems.iter().any(|p| p.starts_with("usage_daily has")),
+        full.problems
+            .iter()
+            .any(|p| p.starts_with("usage_daily has")),
         "{full:?}"
     );
     rebuild(&mut conn).unwrap();
