@@ -71,11 +71,17 @@ pub fn check(conn: &Connection, depth: Depth) -> Result<RollupCheck, StoreError>
             problems.push(format!("trigger {name} is missing"));
         }
     }
-    let describe = |t: Totals| {
-        format!(
-            "{} rows, {} tokens, {} µUSD over {} costed rows",
-            t.0, t.1, t.2, t.3
-        )
+    // Two sets of totals that must be equal; the problem names both.
+    let mut compare = |left: (&str, Totals), right: (&str, Totals)| {
+        if left.1 != right.1 {
+            let describe = |(name, t): (&str, Totals)| {
+                format!(
+                    "{name} has {} rows, {} tokens, {} µUSD over {} costed rows",
+                    t.0, t.1, t.2, t.3
+                )
+            };
+            problems.push(format!("{}; {}", describe(left), describe(right)));
+        }
     };
     let rolled = |table: &str| {
         totals(
@@ -86,13 +92,21 @@ pub fn check(conn: &Connection, depth: Depth) -> Result<RollupCheck, StoreError>
         )
     };
     let daily = rolled("usage_daily")?;
-    let users = rolled("usage_user")?;
-    if users != daily {
-        problems.push(format!(
-            "usage_user has {}; usage_daily has {}",
-            describe(users),
-            describe(daily)
-        ));
+    compare(
+        ("usage_user", rolled("usage_user")?),
+        ("usage_daily", daily),
+    );
+    let raw = match depth {
+        Depth::Full => Some(totals(
+            conn,
+            "SELECT COUNT(*), SUM(tokens_used), SUM(cost_micro_usd), COUNT(cost_micro_usd) FROM user_analytics",
+        )?),
+        Depth::Quick => None,
+    };
+    if let Some(raw) = raw {
+        compare(("usage_daily", daily), ("user_analytics", raw));
+        let user_days = rolled("usage_user_daily")?;
+        compare(("usage_user_daily", user_days), ("user_analytics", raw));
     }
     let raw_rows = count(conn, "SELECT COUNT(*) FROM user_analytics")?;
     if raw_rows != daily.0 {
@@ -109,22 +123,6 @@ pub fn check(conn: &Connection, depth: Depth) -> Result<RollupCheck, StoreError>
         ));
     }
     if depth == Depth::Full {
-        let raw = totals(
-            conn,
-            "SELECT COUNT(*), SUM(tokens_used), SUM(cost_micro_usd), COUNT(cost_micro_usd) FROM user_analytics",
-        )?;
-        for (table, have) in [
-            ("usage_daily", daily),
-            ("usage_user_daily", rolled("usage_user_daily")?),
-        ] {
-            if have != raw {
-                problems.push(format!(
-                    "{table} has {}; user_analytics has {}",
-                    describe(have),
-                    describe(raw)
-                ));
-            }
-        }
         let listed = count(conn, "SELECT COUNT(*) FROM usage_user")?;
         let distinct = count(
             conn,
