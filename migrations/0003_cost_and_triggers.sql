@@ -18,38 +18,36 @@ ALTER TABLE usage_user_daily ADD COLUMN cost_micro_usd INTEGER NOT NULL DEFAULT 
 ALTER TABLE usage_user_daily ADD COLUMN costed INTEGER NOT NULL DEFAULT 0;
 
 -- The triggers live in the file, so they run for every writer: this service, the Python bot
--- still writing to an adopted file, an operator with sqlite3. They use no UPSERT (SQLite 3.24+)
--- and no INSERT that can conflict, so an older SQLite can still open the file, and an outer
--- `INSERT OR REPLACE` (whose conflict policy would override the trigger's) changes nothing here.
--- A roll-up row is created empty when missing, then every change is one UPDATE.
+-- still writing to an adopted file, an operator with sqlite3. Each roll-up row is updated in
+-- place, and inserted only when that update found none (`changes()` inside a trigger counts the
+-- trigger's own previous statement): one index seek per roll-up in the common case. They use no
+-- UPSERT (SQLite 3.24+), so an older SQLite can still open the file, and no INSERT that can
+-- conflict, so an outer `INSERT OR REPLACE` (whose conflict policy would override the trigger's)
+-- changes nothing here.
 
 CREATE TRIGGER usage_rollups_insert AFTER INSERT ON user_analytics
 BEGIN
-    INSERT INTO usage_user_daily (user_id, request_date, requests, tokens, cost_micro_usd, costed)
-    SELECT NEW.user_id, NEW.request_date, 0, 0, 0, 0
-    WHERE NOT EXISTS (SELECT 1 FROM usage_user_daily
-                      WHERE user_id = NEW.user_id AND request_date = NEW.request_date);
     UPDATE usage_user_daily
     SET requests = requests + 1, tokens = tokens + NEW.tokens_used,
         cost_micro_usd = cost_micro_usd + coalesce(NEW.cost_micro_usd, 0),
         costed = costed + (NEW.cost_micro_usd IS NOT NULL)
     WHERE user_id = NEW.user_id AND request_date = NEW.request_date;
+    INSERT INTO usage_user_daily (user_id, request_date, requests, tokens, cost_micro_usd, costed)
+    SELECT NEW.user_id, NEW.request_date, 1, NEW.tokens_used, coalesce(NEW.cost_micro_usd, 0),
+           NEW.cost_micro_usd IS NOT NULL
+    WHERE changes() = 0;
 
-    INSERT INTO usage_daily (request_date, requests, users, tokens, cost_micro_usd, costed)
-    SELECT NEW.request_date, 0, 0, 0, 0, 0
-    WHERE NOT EXISTS (SELECT 1 FROM usage_daily WHERE request_date = NEW.request_date);
-    -- The user is new that day when their day row holds just this request.
+    -- changes() is now 1 exactly when this was the user's first request of the day.
     UPDATE usage_daily
-    SET requests = requests + 1, tokens = tokens + NEW.tokens_used,
-        users = users + (SELECT requests = 1 FROM usage_user_daily
-                         WHERE user_id = NEW.user_id AND request_date = NEW.request_date),
+    SET requests = requests + 1, tokens = tokens + NEW.tokens_used, users = users + changes(),
         cost_micro_usd = cost_micro_usd + coalesce(NEW.cost_micro_usd, 0),
         costed = costed + (NEW.cost_micro_usd IS NOT NULL)
     WHERE request_date = NEW.request_date;
+    INSERT INTO usage_daily (request_date, requests, users, tokens, cost_micro_usd, costed)
+    SELECT NEW.request_date, 1, 1, NEW.tokens_used, coalesce(NEW.cost_micro_usd, 0),
+           NEW.cost_micro_usd IS NOT NULL
+    WHERE changes() = 0;
 
-    INSERT INTO usage_user (user_id, username, requests, tokens, first_date, last_date, cost_micro_usd, costed)
-    SELECT NEW.user_id, NULL, 0, 0, NEW.request_date, NEW.request_date, 0, 0
-    WHERE NOT EXISTS (SELECT 1 FROM usage_user WHERE user_id = NEW.user_id);
     UPDATE usage_user
     SET requests = requests + 1, tokens = tokens + NEW.tokens_used,
         cost_micro_usd = cost_micro_usd + coalesce(NEW.cost_micro_usd, 0),
@@ -64,6 +62,10 @@ BEGIN
                 WHERE user_id = NEW.user_id AND id > NEW.id AND username IS NOT NULL)
             THEN NEW.username ELSE username END
     WHERE user_id = NEW.user_id;
+    INSERT INTO usage_user (user_id, username, requests, tokens, first_date, last_date, cost_micro_usd, costed)
+    SELECT NEW.user_id, NEW.username, 1, NEW.tokens_used, NEW.request_date, NEW.request_date,
+           coalesce(NEW.cost_micro_usd, 0), NEW.cost_micro_usd IS NOT NULL
+    WHERE changes() = 0;
 END;
 
 CREATE TRIGGER usage_rollups_delete AFTER DELETE ON user_analytics
@@ -133,31 +135,27 @@ BEGIN
     WHERE user_id = OLD.user_id;
     DELETE FROM usage_user WHERE user_id = OLD.user_id AND requests <= 0;
 
-    INSERT INTO usage_user_daily (user_id, request_date, requests, tokens, cost_micro_usd, costed)
-    SELECT NEW.user_id, NEW.request_date, 0, 0, 0, 0
-    WHERE NOT EXISTS (SELECT 1 FROM usage_user_daily
-                      WHERE user_id = NEW.user_id AND request_date = NEW.request_date);
     UPDATE usage_user_daily
     SET requests = requests + 1, tokens = tokens + NEW.tokens_used,
         cost_micro_usd = cost_micro_usd + coalesce(NEW.cost_micro_usd, 0),
         costed = costed + (NEW.cost_micro_usd IS NOT NULL)
     WHERE user_id = NEW.user_id AND request_date = NEW.request_date;
+    INSERT INTO usage_user_daily (user_id, request_date, requests, tokens, cost_micro_usd, costed)
+    SELECT NEW.user_id, NEW.request_date, 1, NEW.tokens_used, coalesce(NEW.cost_micro_usd, 0),
+           NEW.cost_micro_usd IS NOT NULL
+    WHERE changes() = 0;
 
-    INSERT INTO usage_daily (request_date, requests, users, tokens, cost_micro_usd, costed)
-    SELECT NEW.request_date, 0, 0, 0, 0, 0
-    WHERE NOT EXISTS (SELECT 1 FROM usage_daily WHERE request_date = NEW.request_date);
-    -- The user is new that day when their day row holds just this request.
+    -- changes() is now 1 exactly when this was the user's first request of the day.
     UPDATE usage_daily
-    SET requests = requests + 1, tokens = tokens + NEW.tokens_used,
-        users = users + (SELECT requests = 1 FROM usage_user_daily
-                         WHERE user_id = NEW.user_id AND request_date = NEW.request_date),
+    SET requests = requests + 1, tokens = tokens + NEW.tokens_used, users = users + changes(),
         cost_micro_usd = cost_micro_usd + coalesce(NEW.cost_micro_usd, 0),
         costed = costed + (NEW.cost_micro_usd IS NOT NULL)
     WHERE request_date = NEW.request_date;
+    INSERT INTO usage_daily (request_date, requests, users, tokens, cost_micro_usd, costed)
+    SELECT NEW.request_date, 1, 1, NEW.tokens_used, coalesce(NEW.cost_micro_usd, 0),
+           NEW.cost_micro_usd IS NOT NULL
+    WHERE changes() = 0;
 
-    INSERT INTO usage_user (user_id, username, requests, tokens, first_date, last_date, cost_micro_usd, costed)
-    SELECT NEW.user_id, NULL, 0, 0, NEW.request_date, NEW.request_date, 0, 0
-    WHERE NOT EXISTS (SELECT 1 FROM usage_user WHERE user_id = NEW.user_id);
     UPDATE usage_user
     SET requests = requests + 1, tokens = tokens + NEW.tokens_used,
         cost_micro_usd = cost_micro_usd + coalesce(NEW.cost_micro_usd, 0),
@@ -172,4 +170,8 @@ BEGIN
                 WHERE user_id = NEW.user_id AND id > NEW.id AND username IS NOT NULL)
             THEN NEW.username ELSE username END
     WHERE user_id = NEW.user_id;
+    INSERT INTO usage_user (user_id, username, requests, tokens, first_date, last_date, cost_micro_usd, costed)
+    SELECT NEW.user_id, NEW.username, 1, NEW.tokens_used, NEW.request_date, NEW.request_date,
+           coalesce(NEW.cost_micro_usd, 0), NEW.cost_micro_usd IS NOT NULL
+    WHERE changes() = 0;
 END;

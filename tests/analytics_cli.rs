@@ -413,6 +413,7 @@ async fn info_notices_drifted_rollups_and_rebuild_repairs_them() {
         problems.contains("trigger usage_rollups_insert is missing"),
         "{problems}"
     );
+    assert!(problems.contains("user_analytics has"), "{problems}");
     assert!(problems.contains("usage_user has"), "{problems}");
     let text = table(dir.path(), &db, &["info"]);
     assert!(text.contains("DO NOT match the raw rows"), "{text}");

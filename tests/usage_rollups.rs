@@ -110,7 +110,8 @@ async fn every_write_through_sql_keeps_the_rollups_equal_to_the_raw_rows() {
     );
     let spend = store.user_spend(1, None, None).await.unwrap();
     assert_eq!(spend.cost_micro_usd, e.user_cost[&1]);
-    assert!(store.check_rollups().await.unwrap().matches);
+    let full = subgpt::store::usage::rollups::Depth::Full;
+    assert!(store.check_rollups(full).await.unwrap().matches);
     store.close(Duration::from_secs(5)).await.unwrap();
 }
 
@@ -143,4 +144,29 @@ async fn migration_0003_repairs_a_file_that_drifted_before() {
         Expected::from_raw(&Connection::open(&path).unwrap()).tokens,
         10
     );
+}
+
+#[tokio::test]
+async fn the_full_check_sees_tokens_changed_behind_a_dropped_trigger() {
+    use subgpt::store::usage::rollups::{Depth, check, rebuild};
+    let dir = tempfile::tempdir().unwrap();
+    let store = sample_store(dir.path()).await;
+    store.close(Duration::from_secs(5)).await.unwrap();
+    let mut conn = Connection::open(dir.path().join("usage.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER usage_rollups_update;
+         UPDATE user_analytics SET tokens_used = tokens_used + 1 WHERE user_id = 1;",
+    )
+    .unwrap();
+    let quick = check(&conn, Depth::Quick).unwrap();
+    assert_eq!(quick.problems, ["trigger usage_rollups_update is missing"]);
+    let full = check(&conn, Depth::Full).unwrap();
+    assert!(
+        full.problems
+            .iter()
+            .any(|p| p.starts_with("usage_daily has")),
+        "{full:?}"
+    );
+    rebuild(&mut conn).unwrap();
+    Expected::from_raw(&conn).assert_rollups_match(&conn);
 }

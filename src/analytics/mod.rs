@@ -201,7 +201,7 @@ fn rebuild(
         .map_err(StoreError::from)?;
     let started = std::time::Instant::now();
     rollups::rebuild(&mut conn)?;
-    let check = rollups::check(&conn)?;
+    let check = rollups::check(&conn, rollups::Depth::Full)?;
     if !check.matches {
         return Err(ViewerError::Runtime(format!(
             "roll-ups still differ after the rebuild: {}",

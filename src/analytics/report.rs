@@ -71,7 +71,7 @@ impl Context<'_> {
         let summary = self.reader.summary()?;
         let size_bytes = std::fs::metadata(self.path)?.len();
         let check = match self.reader.source() {
-            Source::Rollups => Some(rollups::check(self.conn)?),
+            Source::Rollups => Some(rollups::check(self.conn, rollups::Depth::Quick)?),
             Source::Raw => None,
         };
         Ok(Info {
