@@ -3,9 +3,13 @@
 use super::html::units;
 use super::*;
 
+mod checker;
 mod html;
 mod markdown;
+mod properties;
 mod split;
+
+use checker::parse_html;
 
 fn one(markdown: &str) -> String {
     let parts = render(markdown, TELEGRAM_LIMIT);
@@ -14,81 +18,13 @@ fn one(markdown: &str) -> String {
     parts[0].html.clone()
 }
 
-/// Strips tags and unescapes entities; panics on a bare `>` or an unknown entity.
-fn visible(html: &str) -> String {
-    let mut out = String::new();
-    let mut rest = html;
-    while let Some(c) = rest.chars().next() {
-        if c == '<' {
-            let end = rest.find('>').expect("unterminated tag");
-            rest = &rest[end + 1..];
-        } else if c == '&' {
-            let entities = [
-                ("&lt;", '<'),
-                ("&gt;", '>'),
-                ("&amp;", '&'),
-                ("&quot;", '"'),
-            ];
-            let (entity, text) = entities
-                .into_iter()
-                .find(|(entity, _)| rest.starts_with(entity))
-                .unwrap_or_else(|| panic!("bad entity in {html:?}"));
-            out.push(text);
-            rest = &rest[entity.len()..];
-        } else {
-            assert_ne!(c, '>', "bare > in {html:?}");
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out
-}
-
-/// Tag contents in order: `b`, `/b`, `a href="…"`.
-fn tags(html: &str) -> Vec<&str> {
-    html.split('<')
-        .skip(1)
-        .map(|tag| &tag[..tag.find('>').expect("unterminated tag")])
-        .collect()
-}
-
-fn assert_balanced(html: &str) {
-    let mut stack = Vec::new();
-    for tag in tags(html) {
-        match tag.strip_prefix('/') {
-            Some(name) => assert_eq!(stack.pop(), Some(name), "in {html:?}"),
-            None => stack.push(tag.split(' ').next().unwrap_or(tag)),
-        }
-    }
-    assert!(stack.is_empty(), "unclosed {stack:?} in {html:?}");
-}
-
-fn assert_supported(html: &str) {
-    const NAMES: [&str; 9] = ["b", "i", "u", "s", "span", "a", "code", "pre", "blockquote"];
-    let mut previous = "";
-    for tag in tags(html) {
-        let supported = match tag {
-            "b" | "i" | "u" | "s" | "code" | "pre" | "blockquote" => true,
-            "span class=\"tg-spoiler\"" => true,
-            _ if tag.starts_with("a href=\"") => tag.ends_with('"'),
-            _ if tag.starts_with("code class=\"language-") => previous == "pre",
-            _ => tag
-                .strip_prefix('/')
-                .is_some_and(|name| NAMES.contains(&name)),
-        };
-        assert!(supported, "unsupported tag <{tag}> in {html:?}");
-        previous = tag;
-    }
-}
-
 fn check_parts(parts: &[Part], limit: usize) {
     for part in parts {
         assert!(units(&part.html) <= limit, "too long: {part:?}");
         assert!(units(&part.plain) <= limit, "too long: {part:?}");
         assert!(!part.plain.trim().is_empty(), "blank part: {part:?}");
-        assert_balanced(&part.html);
-        assert_supported(&part.html);
-        assert_eq!(visible(&part.html), part.plain);
+        assert_eq!(parse_html(&part.html).as_ref(), Ok(&part.plain), "{part:?}");
+        assert_eq!(html_to_plain(&part.html), part.plain);
     }
 }
 

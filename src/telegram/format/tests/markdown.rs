@@ -139,7 +139,7 @@ fn only_supported_tags_are_emitted() {
         > q **b**\n\n- x\n  1. y\n\n```py\nz\n```\n\n<u>raw</u> <tg-spoiler>s</tg-spoiler>\n\n\
         | t | u |\n|---|---|\n| v | w |";
     let html = one(sample);
-    assert_supported(&html);
+    parse_html(&html).unwrap();
     for tag in [
         "<b>",
         "<i>",
@@ -155,7 +155,7 @@ fn only_supported_tags_are_emitted() {
     let mut rng = Rng(3);
     for _ in 0..100 {
         for part in render(&document(&mut rng), 300) {
-            assert_supported(&part.html);
+            parse_html(&part.html).unwrap();
         }
     }
 }
