@@ -163,8 +163,20 @@ fn check(markdown: &str, limit: usize) -> Result<(), TestCaseError> {
     assert_spells_out(&visible_text(markdown), &parts)
 }
 
+/// 128 cases per property, or as many as `PROPTEST_CASES` asks for (for a longer hunt).
+fn config() -> ProptestConfig {
+    let default = ProptestConfig::default();
+    match std::env::var_os("PROPTEST_CASES") {
+        Some(_) => default,
+        None => ProptestConfig {
+            cases: 128,
+            ..default
+        },
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(config())]
 
     #[test]
     fn documents_split_into_valid_parts_that_keep_the_text(
