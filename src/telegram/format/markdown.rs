@@ -227,9 +227,33 @@ impl Builder {
         true
     }
 
+    /// Closes the innermost tag. A pair with nothing inside is taken back instead, with the
+    /// separator its opening wrote: an empty quote or heading must leave nothing behind, the
+    /// same as when its tag did not fit the budget.
     fn close(&mut self) {
         self.open.pop();
-        self.atoms.push(Atom::Close);
+        if !matches!(self.atoms.last(), Some(Atom::Open(_))) {
+            self.atoms.push(Atom::Close);
+            return;
+        }
+        self.atoms.pop();
+        let newlines = self
+            .atoms
+            .iter()
+            .rev()
+            .take_while(|atom| matches!(atom, Atom::Text('\n')))
+            .count();
+        let start = self.atoms.len() - newlines;
+        if (1..=2).contains(&newlines)
+            && matches!(
+                start.checked_sub(1).map(|at| &self.atoms[at]),
+                Some(Atom::Break)
+            )
+        {
+            self.atoms.truncate(start - 1);
+            let sep = if newlines == 2 { Sep::Blank } else { Sep::Line };
+            self.pending = self.pending.max(Some(sep));
+        }
     }
 
     fn open_frame(&mut self, element: Option<Element>, fallback: Option<String>) {

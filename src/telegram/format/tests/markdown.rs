@@ -159,3 +159,12 @@ fn only_supported_tags_are_emitted() {
         }
     }
 }
+
+#[test]
+fn empty_blocks_leave_no_blank_lines() {
+    // Found by the property tests: an empty quote or heading wrote its separator before the
+    // tag that was then dropped, so the text around it ended up four newlines apart.
+    assert_eq!(one("a\n\n>\n\nb"), "a\n\nb");
+    assert_eq!(one("a\n\n#\n\nb"), "a\n\nb");
+    assert_eq!(one("- a\n\n  ## ##\n- b"), "• a\n\n• b");
+}

@@ -129,3 +129,13 @@ fn splitting_keeps_the_visible_text() {
         }
     }
 }
+
+#[test]
+fn the_visible_text_does_not_depend_on_the_limit() {
+    // Found by the property tests: with room for `<blockquote>` the empty quote added two
+    // newlines that a smaller limit (budget 10), with no room for the tag, did not.
+    let markdown = "x (#<\n>\n:";
+    let whole = render(markdown, TELEGRAM_LIMIT);
+    assert_eq!(joined_plain(&whole), "x (#<\n\n:");
+    assert_eq!(joined_plain(&render(markdown, 20)), "x (#<\n\n:");
+}
