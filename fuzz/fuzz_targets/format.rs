@@ -18,9 +18,19 @@ fuzz_target!(|data: &[u8]| {
     let limit = usize::from(selector) * 17;
     for part in format::render(markdown, limit) {
         let units = |text: &str| text.encode_utf16().count();
-        assert!(units(&part.html) <= limit.max(5), "html over the limit: {part:?}");
-        assert!(units(&part.plain) <= limit.max(5), "plain over the limit: {part:?}");
+        assert!(
+            units(&part.html) <= limit.max(5),
+            "html over the limit: {part:?}"
+        );
+        assert!(
+            units(&part.plain) <= limit.max(5),
+            "plain over the limit: {part:?}"
+        );
         assert!(!part.plain.trim().is_empty(), "blank part: {part:?}");
-        assert_eq!(html_to_plain(&part.html), part.plain, "plain is not the visible text");
+        assert_eq!(
+            html_to_plain(&part.html),
+            part.plain,
+            "plain is not the visible text"
+        );
     }
 });

@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     // which the typed parse refuses).
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         let from_value = serde_json::from_value::<Update>(value);
-        assert!(from_bytes.is_err() || from_value.is_ok(), "poll refuses what serve takes");
+        assert!(
+            from_bytes.is_err() || from_value.is_ok(),
+            "poll refuses what serve takes"
+        );
     }
     let Ok(update) = from_bytes else {
         return;
@@ -29,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!from.display_name().is_empty());
         }
     }
-    for change in [&update.chat_member, &update.my_chat_member].into_iter().flatten() {
+    for change in [&update.chat_member, &update.my_chat_member]
+        .into_iter()
+        .flatten()
+    {
         check_member(&change.old_chat_member);
         check_member(&change.new_chat_member);
         assert!(!change.from.display_name().is_empty());
@@ -37,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
     // What the service stores or logs of an update must read back as the same update.
     let json = serde_json::to_vec(&update).expect("an update serialises");
     let again: Update = serde_json::from_slice(&json).expect("a serialised update parses");
-    assert_eq!(json, serde_json::to_vec(&again).expect("an update serialises"));
+    assert_eq!(
+        json,
+        serde_json::to_vec(&again).expect("an update serialises")
+    );
 });
 
 fn check_member(member: &ChatMember) {
