@@ -15,7 +15,7 @@ pub use check::{Decision, Gate, Source};
 
 use crate::intake::Delivery;
 use crate::telegram::Update;
-use crate::texts;
+use crate::texts::{self, Lang, t};
 
 /// Wraps a service so only subscribers' updates reach it.
 #[derive(Clone)]
@@ -93,6 +93,7 @@ impl Gate {
             return true;
         };
         let chat = message.chat.id;
+        let lang = Lang::pick(self.config().bot_language, user.language_code.as_deref());
         let command = message.command().map(|(name, _)| name);
         if matches!(command, Some("start" | "help")) {
             return true;
@@ -111,15 +112,16 @@ impl Gate {
             // `/subscribe` from a subscriber is answered by the bot, which lists what they can do.
             Decision::Allowed => true,
             Decision::Refused => {
-                self.tell(chat, &texts::not_subscribed(self.config())).await;
+                self.tell(chat, &texts::not_subscribed(lang, self.config()))
+                    .await;
                 false
             }
             Decision::Unknown => {
-                self.tell(chat, texts::CANNOT_VERIFY).await;
+                self.tell(chat, &t(lang, "cannot_verify", &[])).await;
                 false
             }
             Decision::Misconfigured => {
-                self.tell(chat, texts::GATE_MISCONFIGURED).await;
+                self.tell(chat, &t(lang, "gate_misconfigured", &[])).await;
                 false
             }
         }

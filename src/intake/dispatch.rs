@@ -21,10 +21,11 @@ use tracing::Instrument;
 
 use super::lock::UserLocks;
 use super::{Delivery, Receipt};
+use crate::config::BotLanguage;
 use crate::store::state::StateStore;
 use crate::telegram::{Bot, Update};
 use crate::telemetry::reference_id;
-use crate::texts;
+use crate::texts::{self, Lang, t};
 
 /// The service every update goes through (the gate around the bot).
 pub type UpdateService = BoxCloneSyncService<Delivery, (), Infallible>;
@@ -44,6 +45,16 @@ pub struct Job {
 impl Job {
     fn chat(&self) -> Option<i64> {
         self.update.private_message().map(|m| m.chat.id)
+    }
+
+    /// The language to tell the sender something in (`BOT_LANGUAGE` and their `language_code`).
+    fn lang(&self, setting: BotLanguage) -> Lang {
+        let code = self
+            .update
+            .private_message()
+            .and_then(|m| m.from.as_ref())
+            .and_then(|u| u.language_code.as_deref());
+        Lang::pick(setting, code)
     }
 }
 
@@ -71,6 +82,8 @@ pub struct Dispatcher {
     state: StateStore,
     telegram: Bot,
     limits: Limits,
+    /// `BOT_LANGUAGE`, for the notices the dispatcher sends itself.
+    language: BotLanguage,
     /// Cancelled at shutdown: no update is started after it; the rest stays in the inbox.
     stopping: CancellationToken,
 }
@@ -86,6 +99,7 @@ impl Dispatcher {
         state: StateStore,
         telegram: Bot,
         limits: Limits,
+        language: BotLanguage,
         stopping: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
@@ -96,6 +110,7 @@ impl Dispatcher {
             state,
             telegram,
             limits,
+            language,
             stopping,
         })
     }
@@ -122,7 +137,8 @@ impl Dispatcher {
             let this = Arc::clone(self);
             self.tracker.spawn(async move {
                 if let Some(chat) = job.chat().filter(|_| tell) {
-                    this.tell(chat, texts::STILL_BUSY).await;
+                    this.tell(chat, &t(job.lang(this.language), "still_busy", &[]))
+                        .await;
                 }
                 this.finish(job.update.update_id).await;
             });
@@ -175,6 +191,7 @@ impl Dispatcher {
     async fn run(&self, job: Job) {
         let update_id = job.update.update_id;
         let chat = job.chat();
+        let lang = job.lang(self.language);
         let attempts = match self.state.begin(update_id).await {
             Ok(n) => n,
             Err(e) => {
@@ -190,7 +207,7 @@ impl Dispatcher {
                 "given up: handling this update was started {MAX_ATTEMPTS} times without finishing"
             );
             if let Some(chat) = chat {
-                self.tell(chat, &texts::apology(&reference)).await;
+                self.tell(chat, &texts::apology(lang, &reference)).await;
             }
             self.finish(update_id).await;
             return;
@@ -228,7 +245,7 @@ impl Dispatcher {
             tracing::error!(reference, "given up: {why}");
             metrics::counter!("subgpt_updates_given_up_total").increment(1);
             if let Some(chat) = chat {
-                self.tell(chat, &texts::apology(&reference)).await;
+                self.tell(chat, &texts::apology(lang, &reference)).await;
             }
         }
         self.finish(update_id).await;
@@ -302,6 +319,7 @@ mod tests {
                 queue: 10,
                 deadline: Duration::from_secs(10),
             },
+            BotLanguage::Auto,
             CancellationToken::new(),
         );
         for (id, text) in [(1, "first"), (2, "boom"), (3, "third")] {
