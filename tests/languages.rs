@@ -254,3 +254,56 @@ async fn bot_language_forces_one_language_for_everyone() {
     let russian = menu_call(&app, json!({"type": "default"}), Some("ru"));
     assert!(russian.contains(&("reset".into(), "Start a new conversation".into())));
 }
+
+#[tokio::test]
+async fn the_dispatchers_busy_notice_is_in_the_senders_language() {
+    let app = Spawn::default().env("USER_QUEUE_LIMIT", "1").start().await;
+    app.openai.with(|s| s.delay = Duration::from_millis(500));
+    app.send_text_in(1, 521, "раз", "ru").await;
+    let openai = app.openai.clone();
+    eventually("the first is at OpenAI", Duration::from_secs(10), || {
+        openai.request_count() == 1
+    })
+    .await;
+    app.send_text_in(2, 521, "два", "ru").await;
+    app.send_text_in(3, 521, "три", "ru").await;
+    let texts = app.wait_messages(521, 3).await;
+    assert!(
+        texts.contains(
+            &"Я ещё отвечаю на ваши предыдущие сообщения. Дождитесь ответов и напишите снова — последнее сообщение я не принял."
+                .to_string()
+        ),
+        "{texts:?}"
+    );
+    assert!(texts.contains(&"Echo: раз".to_string()), "{texts:?}");
+}
+
+#[tokio::test]
+async fn history_and_export_headings_follow_the_language() {
+    let app = TestApp::spawn().await;
+    app.send_text_in(1, 531, "первый вопрос", "ru").await;
+    assert_eq!(nth(&app, 531, 1).await, "Echo: первый вопрос");
+    app.send_text_in(2, 531, "/history", "ru").await;
+    let history = nth(&app, 531, 2).await;
+    assert!(
+        history.starts_with("<b>Последние сообщения этого разговора</b>"),
+        "{history}"
+    );
+    assert!(history.contains("<b>Вы:</b> первый вопрос"), "{history}");
+    assert!(
+        history.contains("<b>Ассистент:</b> Echo: первый вопрос"),
+        "{history}"
+    );
+    app.send_text_in(3, 531, "/export", "ru").await;
+    eventually("the document", Duration::from_secs(10), || {
+        !app.telegram.calls("sendDocument").is_empty()
+    })
+    .await;
+    let doc = app.telegram.calls("sendDocument").pop().unwrap().params;
+    assert_eq!(doc["caption"], "Ваш разговор: 2 сообщения.");
+    let text = doc["document"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("# Разговор\n") && text.contains("## Вы\n\nпервый вопрос"),
+        "{text}"
+    );
+}
