@@ -1,3 +1,5 @@
+//! The locale files agree with each other and with the plural rules; picking and filling.
+
 use std::collections::BTreeSet;
 
 use super::*;
