@@ -56,7 +56,12 @@ pub fn human_count(n: f64) -> String {
 }
 
 /// A bar chart of tokens per day (one bar per entry, in the given order) as PNG bytes.
-pub fn daily_tokens_png(days: &[(NaiveDate, i64)], title: &str) -> Result<Vec<u8>, ChartError> {
+/// `axes` are the x and y axis names, in the reader's language.
+pub fn daily_tokens_png(
+    days: &[(NaiveDate, i64)],
+    title: &str,
+    axes: [&str; 2],
+) -> Result<Vec<u8>, ChartError> {
     register_font()?;
     let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
@@ -88,8 +93,8 @@ pub fn daily_tokens_png(days: &[(NaiveDate, i64)], title: &str) -> Result<Vec<u8
             .x_label_formatter(&x_label)
             .y_labels(8)
             .y_label_formatter(&|y| human_count(*y))
-            .x_desc("day")
-            .y_desc("tokens")
+            .x_desc(axes[0])
+            .y_desc(axes[1])
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
             .draw()
@@ -126,10 +131,14 @@ mod tests {
     #[test]
     fn draws_a_png_for_some_days_and_for_none() {
         let day = |d| NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
-        let png =
-            daily_tokens_png(&[(day(1), 10), (day(2), 0), (day(3), 12_345)], "three days").unwrap();
+        let png = daily_tokens_png(
+            &[(day(1), 10), (day(2), 0), (day(3), 12_345)],
+            "three days",
+            ["day", "tokens"],
+        )
+        .unwrap();
         assert!(png.starts_with(PNG_SIGNATURE));
-        let empty = daily_tokens_png(&[], "nothing yet").unwrap();
+        let empty = daily_tokens_png(&[], "nothing yet", ["day", "tokens"]).unwrap();
         assert!(empty.starts_with(PNG_SIGNATURE));
     }
 

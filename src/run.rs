@@ -158,9 +158,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         id = me.id,
         "Telegram token valid"
     );
-    if let Err(e) = telegram.set_my_commands(&bot::menu()).await {
-        tracing::warn!(error = %e, "could not register the command menu");
-    }
+    bot::register_menus(&telegram, &config).await;
 
     let conversations = Conversations::new(&config, UserState::new(kv.clone(), state.clone()));
     let reply = Replier::new(telegram.clone(), &config);
@@ -189,6 +187,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state.clone(),
         reply.clone(),
         limits,
+        config.bot_language,
         stopping.clone(),
     );
     let intake = Arc::new(Intake::new(

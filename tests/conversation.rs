@@ -190,7 +190,12 @@ async fn help_names_the_channel_and_the_privacy_promise() {
     );
     assert_eq!(app.openai.request_count(), 0);
     let commands = app.telegram.calls("setMyCommands");
-    assert_eq!(commands.len(), 1, "menu registered at start-up");
+    assert_eq!(
+        commands.len(),
+        2,
+        "menus registered at start-up: English, and Russian (tests/languages.rs)"
+    );
+    assert!(commands[0].params.get("language_code").is_none());
     let names: Vec<&str> = commands[0].params["commands"]
         .as_array()
         .unwrap()

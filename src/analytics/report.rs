@@ -245,7 +245,7 @@ impl Context<'_> {
             Some(cost) => format!("Tokens per day, {from} to {to}, cost {cost}"),
             None => format!("Tokens per day, {from} to {to}"),
         };
-        let png = daily_tokens_png(&days, &title).map_err(to_runtime)?;
+        let png = daily_tokens_png(&days, &title, ["day", "tokens"]).map_err(to_runtime)?;
         std::fs::write(file, &png)
             .map_err(|e| ViewerError::Runtime(format!("{}: {e}", file.display())))?;
         let tokens: i64 = days.iter().map(|d| d.1).sum();

@@ -1,7 +1,10 @@
 //! The bot: command router and conversation flow, as a `tower::Service` over the updates the
 //! intake delivers and the gate lets through.
 
+mod menu;
 mod usage;
+
+pub use menu::{menu, register_menus};
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,9 +19,9 @@ use crate::intake::{Delivery, Receipt};
 use crate::openai::{Role, Turn};
 use crate::reply::Replier;
 use crate::store::usage::UsageStore;
-use crate::telegram::{Bot, BotCommand, Message, TelegramError, User};
+use crate::telegram::{Bot, Message, TelegramError, User};
 use crate::telemetry::reference_id;
-use crate::texts;
+use crate::texts::{self, Lang, t};
 
 /// How often "typing…" is re-sent while the model works (Telegram shows it for ~5 s).
 const TYPING_EVERY: Duration = Duration::from_secs(4);
@@ -34,24 +37,6 @@ pub struct App {
     pub reply: Replier,
     pub conversations: Conversations,
     pub usage: UsageStore,
-}
-
-/// The commands Telegram shows in the menu.
-pub fn menu() -> Vec<BotCommand> {
-    [
-        ("help", "What this bot does, and privacy"),
-        ("reset", "Start a new conversation"),
-        ("history", "The last exchanges"),
-        ("export", "The whole conversation as a file"),
-        ("usage", "Tokens you have used"),
-        ("subscribe", "Check your subscription now"),
-    ]
-    .into_iter()
-    .map(|(command, description)| BotCommand {
-        command: command.into(),
-        description: description.into(),
-    })
-    .collect()
 }
 
 /// The bot as a service over updates that passed the gate.
@@ -93,27 +78,33 @@ impl App {
             return;
         };
         let chat = message.chat.id;
+        let lang = self.lang(user);
         let Some(text) = message.text.as_deref().filter(|t| !t.trim().is_empty()) else {
-            self.say(chat, texts::TEXT_ONLY).await;
+            self.say(chat, &t(lang, "text_only", &[])).await;
             return;
         };
         match message.command() {
             Some(("start" | "help", _)) => {
                 self.say(
                     chat,
-                    &texts::help(&self.config, self.config.is_admin(user.id)),
+                    &texts::help(lang, &self.config, self.config.is_admin(user.id)),
                 )
                 .await
             }
-            Some(("subscribe", _)) => self.say(chat, &texts::subscribed(&self.config)).await,
+            Some(("subscribe", _)) => self.say(chat, &texts::subscribed(lang, &self.config)).await,
             Some(("reset", _)) => self.reset(chat, user).await,
             Some(("history", _)) => self.history(chat, user).await,
             Some(("export", _)) => self.export(chat, user).await,
             Some(("usage", _)) => self.usage_report(chat, user).await,
             Some(("stats", _)) => self.stats(chat, user).await,
-            Some(_) => self.say(chat, texts::UNKNOWN_COMMAND).await,
+            Some(_) => self.say(chat, &t(lang, "unknown_command", &[])).await,
             None => self.converse(chat, user, text, receipt).await,
         }
+    }
+
+    /// The language of the bot's texts for `user` (`BOT_LANGUAGE` and their `language_code`).
+    pub fn lang(&self, user: &User) -> Lang {
+        Lang::pick(self.config.bot_language, user.language_code.as_deref())
     }
 
     /// Sends one of the bot's own HTML messages (short, written by us).
@@ -166,15 +157,18 @@ impl App {
                 );
                 self.record_usage(user, text, &partial);
                 if !partial.text.trim().is_empty() {
-                    let cut = format!("{}\n\n{}", partial.text.trim_end(), texts::CUT_OFF);
+                    let note = t(self.lang(user), "cut_off", &[]);
+                    let cut = format!("{}\n\n{note}", partial.text.trim_end());
                     self.reply.answer(chat, &cut).await;
                 }
-                self.say(chat, &texts::apology(&reference)).await;
+                self.say(chat, &texts::apology(self.lang(user), &reference))
+                    .await;
             }
             Err(e) => {
                 let reference = reference_id();
                 tracing::error!(error = %e, reference, "no answer from OpenAI");
-                self.say(chat, &texts::apology(&reference)).await;
+                self.say(chat, &texts::apology(self.lang(user), &reference))
+                    .await;
             }
         }
     }
@@ -202,56 +196,61 @@ impl App {
 
     async fn reset(&self, chat: i64, user: &User) {
         match self.conversations.reset(user.id).await {
-            Ok(()) => self.say(chat, texts::RESET_DONE).await,
-            Err(e) => self.apologise(chat, &e).await,
+            Ok(()) => self.say(chat, &t(self.lang(user), "reset_done", &[])).await,
+            Err(e) => self.apologise(chat, user, &e).await,
         }
     }
 
     async fn history(&self, chat: i64, user: &User) {
+        let lang = self.lang(user);
         match self
             .conversations
             .history(user.id, Some(HISTORY_TURNS))
             .await
         {
-            Ok(turns) if turns.is_empty() => self.say(chat, texts::NOTHING_YET).await,
+            Ok(turns) if turns.is_empty() => self.say(chat, &t(lang, "nothing_yet", &[])).await,
             Ok(turns) => {
                 let shown: Vec<String> = turns
                     .iter()
-                    .map(|t| history_entry(t, HISTORY_TURN_CHARS))
+                    .map(|turn| history_entry(lang, turn, HISTORY_TURN_CHARS))
                     .collect();
                 let markdown = format!(
-                    "**The last exchanges of this conversation**\n\n{}",
+                    "**{}**\n\n{}",
+                    t(lang, "history.heading", &[]),
                     shown.join("\n\n")
                 );
                 self.reply.answer(chat, &markdown).await;
             }
-            Err(e) => self.apologise(chat, &e).await,
+            Err(e) => self.apologise(chat, user, &e).await,
         }
     }
 
     async fn export(&self, chat: i64, user: &User) {
+        let lang = self.lang(user);
         match self.conversations.history(user.id, None).await {
-            Ok(turns) if turns.is_empty() => self.say(chat, texts::NOTHING_YET).await,
+            Ok(turns) if turns.is_empty() => self.say(chat, &t(lang, "nothing_yet", &[])).await,
             Ok(turns) => {
-                let document = export_document(&turns);
+                let document = export_document(lang, &turns);
                 let name = format!("conversation-{}.md", chrono::Utc::now().format("%Y-%m-%d"));
-                let caption = format!("Your conversation: {} messages.", turns.len());
+                let messages = texts::plural(lang, "plural.messages", turns.len() as i64);
+                let caption = t(lang, "export.caption", &[("messages", &messages)]);
                 if let Err(e) = self
                     .telegram
                     .send_document(chat, &name, document.into_bytes(), &caption)
                     .await
                 {
-                    self.apologise(chat, &e).await;
+                    self.apologise(chat, user, &e).await;
                 }
             }
-            Err(e) => self.apologise(chat, &e).await,
+            Err(e) => self.apologise(chat, user, &e).await,
         }
     }
 
-    async fn apologise(&self, chat: i64, error: &(dyn std::fmt::Display + Sync)) {
+    async fn apologise(&self, chat: i64, user: &User, error: &(dyn std::fmt::Display + Sync)) {
         let reference = reference_id();
         tracing::error!(error = %error, reference, "command failed");
-        self.say(chat, &texts::apology(&reference)).await;
+        self.say(chat, &texts::apology(self.lang(user), &reference))
+            .await;
     }
 }
 
@@ -264,29 +263,29 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn speaker(role: Role) -> &'static str {
+fn speaker(lang: Lang, role: Role) -> String {
     match role {
-        Role::User => "You",
-        Role::Assistant => "Assistant",
+        Role::User => t(lang, "history.you", &[]),
+        Role::Assistant => t(lang, "history.assistant", &[]),
     }
 }
 
 /// One turn for `/history`: who, and the text cut to `max` characters.
-fn history_entry(turn: &Turn, max: usize) -> String {
+fn history_entry(lang: Lang, turn: &Turn, max: usize) -> String {
     let mut text: String = turn.text.chars().take(max).collect();
     if text.len() < turn.text.len() {
         text.push('…');
     }
-    format!("**{}:** {}", speaker(turn.role), text)
+    format!("**{}:** {}", speaker(lang, turn.role), text)
 }
 
 /// The whole conversation as a Markdown document.
-fn export_document(turns: &[Turn]) -> String {
-    let mut doc = String::from("# Conversation\n");
+fn export_document(lang: Lang, turns: &[Turn]) -> String {
+    let mut doc = format!("# {}\n", t(lang, "export.heading", &[]));
     for turn in turns {
         doc.push_str(&format!(
             "\n## {}\n\n{}\n",
-            speaker(turn.role),
+            speaker(lang, turn.role),
             turn.text.trim_end()
         ));
     }
@@ -303,7 +302,7 @@ mod tests {
             role: Role::User,
             text: "ü".repeat(700),
         };
-        let entry = history_entry(&turn, 600);
+        let entry = history_entry(Lang::default_language(), &turn, 600);
         assert!(entry.starts_with("**You:** "));
         assert!(entry.ends_with('…'));
         assert_eq!(entry.chars().filter(|c| *c == 'ü').count(), 600);

@@ -9,7 +9,8 @@ use crate::prices::usd_text;
 use crate::store::usage::{UsageRow, dense_daily_tokens};
 use crate::telegram::User;
 use crate::telegram::format::escape_html;
-use crate::texts;
+pub use crate::texts::grouped;
+use crate::texts::{Lang, plural, t};
 
 /// Days shown by `/stats`.
 const STATS_DAYS: i64 = 30;
@@ -21,8 +22,8 @@ pub fn today(tz: Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive()
 }
 
-/// When today ends in `tz`, and how long until then, e.g. "00:00 UTC, in 3 h 12 min".
-pub fn day_resets(tz: Tz) -> String {
+/// When today ends in `tz`, and how long until then, e.g. "00:00 UTC (in 3 h 12 min)".
+pub fn day_resets(lang: Lang, tz: Tz) -> String {
     let now = Utc::now().with_timezone(&tz);
     let tomorrow = now.date_naive().succ_opt().unwrap_or(now.date_naive());
     let midnight = tomorrow
@@ -32,43 +33,33 @@ pub fn day_resets(tz: Tz) -> String {
         .map(|m| m.signed_duration_since(now))
         .unwrap_or_default();
     let minutes = left.num_minutes().max(1);
-    format!(
-        "00:00 {} (in {} h {} min)",
-        tz.name(),
-        minutes / 60,
-        minutes % 60
+    t(
+        lang,
+        "limit.resets",
+        &[
+            ("zone", &tz.name()),
+            ("hours", &(minutes / 60)),
+            ("minutes", &(minutes % 60)),
+        ],
     )
 }
 
-/// Thousands separated by a thin space, e.g. `12 345`.
-pub fn grouped(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{202f}');
-        }
-        out.push(c);
-    }
-    if n < 0 { format!("-{out}") } else { out }
-}
-
 /// `12 345 tokens ($0.42)`, or just the tokens when no row of them has a known cost.
-pub fn tokens_and_cost(tokens: i64, cost_micro_usd: Option<i64>) -> String {
+pub fn tokens_and_cost(lang: Lang, tokens: i64, cost_micro_usd: Option<i64>) -> String {
+    let tokens = plural(lang, "plural.tokens", tokens);
     match usd_text(cost_micro_usd) {
-        Some(cost) => format!("{} ({cost})", count(tokens, "token")),
-        None => count(tokens, "token"),
+        Some(cost) => t(
+            lang,
+            "usage.with_cost",
+            &[("tokens", &tokens), ("cost", &cost)],
+        ),
+        None => tokens,
     }
 }
 
 /// Converts a reported count for the store (it keeps signed integers).
 fn stored(n: Option<u64>) -> Option<i64> {
     n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
-}
-
-/// `n` and the noun, plural unless `n` is 1: `2 users`, `1 request`.
-pub fn count(n: i64, noun: &str) -> String {
-    format!("{} {noun}{}", grouped(n), if n == 1 { "" } else { "s" })
 }
 
 impl App {
@@ -107,11 +98,17 @@ impl App {
         }
         let tz = self.config.analytics_timezone;
         match self.usage.user_daily_usage(user.id, today(tz)).await {
-            Ok(used) if used >= i64::try_from(limit).unwrap_or(i64::MAX) => Some(format!(
-                "You've used today's allowance of {} tokens. It resets at {}. See you then!",
-                grouped(limit as i64),
-                day_resets(tz)
-            )),
+            Ok(used) if used >= i64::try_from(limit).unwrap_or(i64::MAX) => {
+                let lang = self.lang(user);
+                Some(t(
+                    lang,
+                    "limit.reached",
+                    &[
+                        ("tokens", &plural(lang, "plural.tokens", limit as i64)),
+                        ("resets", &day_resets(lang, tz)),
+                    ],
+                ))
+            }
             Ok(_) => None,
             Err(e) => {
                 // Better to answer than to lock everyone out over a read failure.
@@ -123,6 +120,7 @@ impl App {
 
     /// `/usage`: today, this month, all time, and what is left today.
     pub(super) async fn usage_report(&self, chat: i64, user: &User) {
+        let lang = self.lang(user);
         let tz = self.config.analytics_timezone;
         let day = today(tz);
         let month_start = day.with_day(1).unwrap_or(day);
@@ -132,37 +130,53 @@ impl App {
             self.usage.user_spend(user.id, None, None),
         );
         let (Ok(today_spend), Ok(month), Ok(total)) = (today_spend, month, total) else {
-            self.apologise(chat, &"the usage database could not be read")
+            self.apologise(chat, user, &"the usage database could not be read")
                 .await;
             return;
         };
         let today_used = today_spend.tokens;
-        let mut text = format!(
-            "<b>Your usage</b>\nToday: {}\nThis month: {}\nIn total: {}",
-            tokens_and_cost(today_spend.tokens, today_spend.cost_micro_usd),
-            tokens_and_cost(month.tokens, month.cost_micro_usd),
-            tokens_and_cost(total.tokens, total.cost_micro_usd)
+        let mut text = t(
+            lang,
+            "usage.report",
+            &[
+                (
+                    "today",
+                    &tokens_and_cost(lang, today_spend.tokens, today_spend.cost_micro_usd),
+                ),
+                (
+                    "month",
+                    &tokens_and_cost(lang, month.tokens, month.cost_micro_usd),
+                ),
+                (
+                    "total",
+                    &tokens_and_cost(lang, total.tokens, total.cost_micro_usd),
+                ),
+            ],
         );
         let limit = self.config.daily_token_limit;
         if self.config.is_admin(user.id) && limit > 0 {
-            text.push_str("\n\nAs an admin you have no daily limit.");
+            text.push_str(&t(lang, "usage.admin", &[]));
         } else if limit > 0 {
             let left = (limit as i64 - today_used).max(0);
-            text.push_str(&format!(
-                "\n\nDaily limit: {} tokens — {} left today. The day resets at {}.",
-                grouped(limit as i64),
-                grouped(left),
-                day_resets(tz)
+            text.push_str(&t(
+                lang,
+                "usage.limit",
+                &[
+                    ("limit", &plural(lang, "plural.tokens", limit as i64)),
+                    ("left", &grouped(left)),
+                    ("resets", &day_resets(lang, tz)),
+                ],
             ));
         }
-        text.push_str(&format!("\n\n<i>Days are counted in {}.</i>", tz.name()));
+        text.push_str(&t(lang, "usage.zone", &[("zone", &tz.name())]));
         self.say(chat, &text).await;
     }
 
     /// `/stats` (admins): today, the last 30 days, the top users, and a chart.
     pub(super) async fn stats(&self, chat: i64, user: &User) {
+        let lang = self.lang(user);
         if !self.config.is_admin(user.id) {
-            self.say(chat, texts::ADMINS_ONLY).await;
+            self.say(chat, &t(lang, "admins_only", &[])).await;
             return;
         }
         let tz = self.config.analytics_timezone;
@@ -174,7 +188,7 @@ impl App {
             self.usage.top_users(from, to, 1 << 40)
         );
         let (Ok(days), Ok(users)) = (days, users) else {
-            self.apologise(chat, &"the usage database could not be read")
+            self.apologise(chat, user, &"the usage database could not be read")
                 .await;
             return;
         };
@@ -185,47 +199,75 @@ impl App {
             .iter()
             .filter_map(|d| d.cost_micro_usd)
             .fold(None, |acc: Option<i64>, c| Some(acc.unwrap_or(0) + c));
-        let mut text = format!(
-            "<b>Usage statistics</b> ({})\n\n<b>Today</b>: {}, {}, {}\n<b>Last {STATS_DAYS} days</b>: {}, {}, {}\n",
-            tz.name(),
-            count(today_row.map_or(0, |d| d.requests), "request"),
-            count(today_row.map_or(0, |d| d.users), "user"),
-            tokens_and_cost(
-                today_row.map_or(0, |d| d.tokens),
-                today_row.and_then(|d| d.cost_micro_usd)
-            ),
-            count(requests, "request"),
-            tokens_and_cost(tokens, cost),
-            count(users.len() as i64, "active user"),
+        let period = plural(lang, "plural.days", STATS_DAYS);
+        let count = |key: &str, n: i64| plural(lang, key, n);
+        let mut text = t(
+            lang,
+            "stats.report",
+            &[
+                ("zone", &tz.name()),
+                (
+                    "requests",
+                    &count("plural.requests", today_row.map_or(0, |d| d.requests)),
+                ),
+                (
+                    "users",
+                    &count("plural.users", today_row.map_or(0, |d| d.users)),
+                ),
+                (
+                    "tokens",
+                    &tokens_and_cost(
+                        lang,
+                        today_row.map_or(0, |d| d.tokens),
+                        today_row.and_then(|d| d.cost_micro_usd),
+                    ),
+                ),
+                ("days", &period),
+                ("period_requests", &count("plural.requests", requests)),
+                ("period_tokens", &tokens_and_cost(lang, tokens, cost)),
+                (
+                    "active_users",
+                    &count("plural.active_users", users.len() as i64),
+                ),
+            ],
         );
         let top = &users[..users.len().min(TOP_USERS)];
         if !top.is_empty() {
-            text.push_str(&format!("\n<b>Top users, last {STATS_DAYS} days</b>\n"));
+            text.push_str(&t(lang, "stats.top", &[("days", &period)]));
             for (i, u) in top.iter().enumerate() {
                 let name = u
                     .username
                     .clone()
                     .unwrap_or_else(|| format!("id{}", u.user_id));
-                text.push_str(&format!(
-                    "{}. {} ({}) — {}, {}\n",
-                    i + 1,
-                    escape_html(&name),
-                    u.user_id,
-                    tokens_and_cost(u.tokens, u.cost_micro_usd),
-                    count(u.requests, "request")
+                text.push_str(&t(
+                    lang,
+                    "stats.top_row",
+                    &[
+                        ("rank", &(i + 1)),
+                        ("name", &escape_html(&name)),
+                        ("id", &u.user_id),
+                        ("tokens", &tokens_and_cost(lang, u.tokens, u.cost_micro_usd)),
+                        ("requests", &count("plural.requests", u.requests)),
+                    ],
                 ));
             }
         }
         self.say(chat, &text).await;
         let series = dense_daily_tokens(&days, from, to);
         let title = match usd_text(cost) {
-            Some(cost) => format!(
-                "Tokens per day, last {STATS_DAYS} days ({}), cost {cost}",
-                tz.name()
+            Some(cost) => t(
+                lang,
+                "chart.title_with_cost",
+                &[("days", &period), ("zone", &tz.name()), ("cost", &cost)],
             ),
-            None => format!("Tokens per day, last {STATS_DAYS} days ({})", tz.name()),
+            None => t(
+                lang,
+                "chart.title",
+                &[("days", &period), ("zone", &tz.name())],
+            ),
         };
-        match crate::chart::daily_tokens_png(&series, &title) {
+        let axes = [t(lang, "chart.x_axis", &[]), t(lang, "chart.y_axis", &[])];
+        match crate::chart::daily_tokens_png(&series, &title, [&axes[0], &axes[1]]) {
             Ok(png) => {
                 let name = format!("tokens-{to}.png");
                 if let Err(e) = self.telegram.send_photo(chat, &name, png, &title).await {
@@ -242,22 +284,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_are_grouped() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(1000), "1\u{202f}000");
-        assert_eq!(grouped(-1234567), "-1\u{202f}234\u{202f}567");
-    }
-
-    #[test]
-    fn counts_agree_with_their_nouns() {
-        assert_eq!(count(1, "user"), "1 user");
-        assert_eq!(count(2, "active user"), "2 active users");
-    }
-
-    #[test]
     fn the_reset_time_names_the_zone() {
-        let text = day_resets(chrono_tz::Europe::Berlin);
+        let text = day_resets(Lang::default_language(), chrono_tz::Europe::Berlin);
         assert!(text.starts_with("00:00 Europe/Berlin (in "), "{text}");
     }
 }

@@ -16,7 +16,7 @@ pub use check::{Decision, Gate, Source};
 use crate::intake::Delivery;
 use crate::reply::Replier;
 use crate::telegram::Update;
-use crate::texts;
+use crate::texts::{self, Lang, t};
 
 /// Wraps a service so only subscribers' updates reach it.
 #[derive(Clone)]
@@ -98,6 +98,7 @@ impl Gate {
             return true;
         };
         let chat = message.chat.id;
+        let lang = Lang::pick(self.config().bot_language, user.language_code.as_deref());
         let command = message.command().map(|(name, _)| name);
         if matches!(command, Some("start" | "help")) {
             return true;
@@ -116,15 +117,16 @@ impl Gate {
             // `/subscribe` from a subscriber is answered by the bot, which lists what they can do.
             Decision::Allowed => true,
             Decision::Refused => {
-                reply.say(chat, &texts::not_subscribed(self.config())).await;
+                reply.say(chat, &texts::not_subscribed(lang, self.config()))
+                    .await;
                 false
             }
             Decision::Unknown => {
-                reply.say(chat, texts::CANNOT_VERIFY).await;
+                reply.say(chat, &t(lang, "cannot_verify", &[])).await;
                 false
             }
             Decision::Misconfigured => {
-                reply.say(chat, texts::GATE_MISCONFIGURED).await;
+                reply.say(chat, &t(lang, "gate_misconfigured", &[])).await;
                 false
             }
         }

@@ -22,10 +22,11 @@ use tracing::Instrument;
 use super::lock::UserLocks;
 use super::{Delivery, Receipt};
 use crate::reply::Replier;
+use crate::config::BotLanguage;
 use crate::store::state::StateStore;
 use crate::telegram::Update;
 use crate::telemetry::reference_id;
-use crate::texts;
+use crate::texts::{self, Lang, t};
 
 /// The service every update goes through (the gate around the bot).
 pub type UpdateService = BoxCloneSyncService<Delivery, (), Infallible>;
@@ -45,6 +46,16 @@ pub struct Job {
 impl Job {
     fn chat(&self) -> Option<i64> {
         self.update.private_message().map(|m| m.chat.id)
+    }
+
+    /// The language to tell the sender something in (`BOT_LANGUAGE` and their `language_code`).
+    fn lang(&self, setting: BotLanguage) -> Lang {
+        let code = self
+            .update
+            .private_message()
+            .and_then(|m| m.from.as_ref())
+            .and_then(|u| u.language_code.as_deref());
+        Lang::pick(setting, code)
     }
 }
 
@@ -72,6 +83,8 @@ pub struct Dispatcher {
     state: StateStore,
     reply: Replier,
     limits: Limits,
+    /// `BOT_LANGUAGE`, for the notices the dispatcher sends itself.
+    language: BotLanguage,
     /// Cancelled at shutdown: no update is started after it; the rest stays in the inbox.
     stopping: CancellationToken,
 }
@@ -87,6 +100,7 @@ impl Dispatcher {
         state: StateStore,
         reply: Replier,
         limits: Limits,
+        language: BotLanguage,
         stopping: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
@@ -97,6 +111,7 @@ impl Dispatcher {
             state,
             reply,
             limits,
+            language,
             stopping,
         })
     }
@@ -123,7 +138,8 @@ impl Dispatcher {
             let this = Arc::clone(self);
             self.tracker.spawn(async move {
                 if let Some(chat) = job.chat().filter(|_| tell) {
-                    this.reply.say(chat, texts::STILL_BUSY).await;
+                    this.reply.say(chat, &t(job.lang(this.language), "still_busy", &[]))
+                        .await;
                 }
                 this.finish(job.update.update_id).await;
             });
@@ -176,6 +192,7 @@ impl Dispatcher {
     async fn run(&self, job: Job) {
         let update_id = job.update.update_id;
         let chat = job.chat();
+        let lang = job.lang(self.language);
         let attempts = match self.state.begin(update_id).await {
             Ok(n) => n,
             Err(e) => {
@@ -191,7 +208,7 @@ impl Dispatcher {
                 "given up: handling this update was started {MAX_ATTEMPTS} times without finishing"
             );
             if let Some(chat) = chat {
-                self.reply.say(chat, &texts::apology(&reference)).await;
+                self.reply.say(chat, &texts::apology(lang, &reference)).await;
             }
             self.finish(update_id).await;
             return;
@@ -229,7 +246,7 @@ impl Dispatcher {
             tracing::error!(reference, "given up: {why}");
             metrics::counter!("subgpt_updates_given_up_total").increment(1);
             if let Some(chat) = chat {
-                self.reply.say(chat, &texts::apology(&reference)).await;
+                self.reply.say(chat, &texts::apology(lang, &reference)).await;
             }
         }
         self.finish(update_id).await;
@@ -308,6 +325,7 @@ mod tests {
                 queue: 10,
                 deadline: Duration::from_secs(10),
             },
+            BotLanguage::Auto,
             CancellationToken::new(),
         );
         for (id, text) in [(1, "first"), (2, "boom"), (3, "third")] {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::TelegramError;
 use super::params::*;
-use super::types::{BotCommand, ChatMember, User, WebhookInfo};
+use super::types::{BotCommand, BotCommandScope, ChatMember, User, WebhookInfo};
 use crate::config::Secret;
 use crate::retry::Policy;
 
@@ -356,9 +356,20 @@ impl Bot {
         .map(drop)
     }
 
-    /// `setMyCommands`: the menu Telegram shows.
-    pub async fn set_my_commands(&self, commands: &[BotCommand]) -> Result<(), TelegramError> {
-        self.call::<_, bool>("setMyCommands", &SetMyCommands { commands }, None)
+    /// `setMyCommands`: the menu Telegram shows in `scope` (default: every chat) to users whose
+    /// app is in `language_code` (none: everyone without a menu in their language).
+    pub async fn set_my_commands(
+        &self,
+        commands: &[BotCommand],
+        scope: Option<&BotCommandScope>,
+        language_code: Option<&str>,
+    ) -> Result<(), TelegramError> {
+        let params = SetMyCommands {
+            commands,
+            scope,
+            language_code,
+        };
+        self.call::<_, bool>("setMyCommands", &params, None)
             .await
             .map(drop)
     }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::client::ParseMode;
-use super::types::BotCommand;
+use super::types::{BotCommand, BotCommandScope};
 
 #[derive(Serialize)]
 pub(super) struct SendMessage<'a> {
@@ -63,6 +63,10 @@ pub(super) struct SendChatAction<'a> {
 #[derive(Serialize)]
 pub(super) struct SetMyCommands<'a> {
     pub(super) commands: &'a [BotCommand],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) scope: Option<&'a BotCommandScope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) language_code: Option<&'a str>,
 }
 
 #[derive(Serialize)]

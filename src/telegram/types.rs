@@ -76,6 +76,9 @@ pub struct User {
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// IETF language tag of the user's Telegram app (`ru`, `en-US`), when Telegram sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_code: Option<String>,
 }
 
 impl User {
@@ -100,6 +103,9 @@ pub struct Chat {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// IETF language tag of the user's Telegram app (`ru`, `en-US`), when Telegram sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_code: Option<String>,
 }
 
 /// A change of a chat member's status.
@@ -164,6 +170,16 @@ pub struct BotCommand {
     pub description: String,
 }
 
+/// Which chats a menu is for (`BotCommandScope`); Telegram picks the narrowest that matches.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BotCommandScope {
+    /// Every private chat without a narrower menu.
+    Default,
+    /// One chat: for a private chat, the user's id.
+    Chat { chat_id: i64 },
+}
+
 /// What `getWebhookInfo` reports.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct WebhookInfo {
@@ -200,6 +216,7 @@ mod tests {
             first_name: first_name.into(),
             last_name: None,
             username: username.map(Into::into),
+            language_code: None,
         }
     }
 

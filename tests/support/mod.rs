@@ -53,6 +53,13 @@ pub fn text_update(update_id: i64, user: i64, text: &str) -> Value {
     })
 }
 
+/// A private text message from `user` whose Telegram app is in `language_code`.
+pub fn text_update_in(update_id: i64, user: i64, text: &str, language_code: &str) -> Value {
+    let mut update = text_update(update_id, user, text);
+    update["message"]["from"]["language_code"] = json!(language_code);
+    update
+}
+
 /// A `chat_member` update of `channel` (an `@name`) for `user` going from `old` to `new`.
 pub fn chat_member_update(
     update_id: i64,
@@ -277,6 +284,13 @@ impl TestApp {
     /// Sends a private text message from `user` and expects 200.
     pub async fn send_text(&self, update_id: i64, user: i64, text: &str) {
         let status = self.post_update(&text_update(update_id, user, text)).await;
+        assert_eq!(status, 200, "webhook refused update {update_id}");
+    }
+
+    /// Sends a private text message from `user` with `language_code` and expects 200.
+    pub async fn send_text_in(&self, update_id: i64, user: i64, text: &str, language_code: &str) {
+        let update = text_update_in(update_id, user, text, language_code);
+        let status = self.post_update(&update).await;
         assert_eq!(status, 200, "webhook refused update {update_id}");
     }
 
