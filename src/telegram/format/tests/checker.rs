@@ -5,9 +5,11 @@
 //! `i`/`em`, `u`/`ins`, `s`/`strike`/`del`, `span class="tg-spoiler"`/`tg-spoiler`,
 //! `a href`, `tg-emoji emoji-id`, `code`, `pre` (with one `code class="language-…"` right
 //! inside), `blockquote` (optionally `expandable`); the entities `&lt;`, `&gt;`, `&amp;`,
-//! `&quot;` and numeric ones; `<`, `>` and `&` nowhere else. Of the nesting rules it enforces
-//! the ones TDLib refuses to repair: nothing inside `code` or `pre` (but the language `code`),
-//! no `blockquote` in a `blockquote`, no link in a link.
+//! `&quot;` and numeric ones; `<`, `>` and `&` nowhere else. Telegram refuses a message that
+//! breaks these. Bad nesting it repairs instead, by dropping entities (TDLib's `fix_entities`),
+//! so of the documented nesting rules the checker enforces the ones whose repair would lose
+//! formatting: nothing inside `code` or `pre` (but the language `code`), no `blockquote` in a
+//! `blockquote`, no link in a link. `code` inside `b` or `a` is let through.
 
 /// Parses `html`, returning its visible text or the first thing Telegram would refuse.
 pub(super) fn parse_html(html: &str) -> Result<String, String> {
