@@ -279,6 +279,12 @@ impl App {
     }
 }
 
+/// A rough token count for when the upstream reports none: about four characters a token
+/// (OpenAI's rule of thumb for English; other scripts take more tokens, so this errs low).
+fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,10 +294,4 @@ mod tests {
         let text = day_resets(Lang::default_language(), chrono_tz::Europe::Berlin);
         assert!(text.starts_with("00:00 Europe/Berlin (in "), "{text}");
     }
-}
-
-/// A rough token count for when the upstream reports none: about four characters a token
-/// (OpenAI's rule of thumb for English; other scripts take more tokens, so this errs low).
-fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
 }

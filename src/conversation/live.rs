@@ -46,10 +46,10 @@ pub(super) async fn follow(
         };
         let broke = match event {
             Some(Ok(StreamEvent::Created { id: created })) => {
-                if let Some(receipt) = how.receipt {
-                    if let Err(e) = receipt.record_response(&created).await {
-                        tracing::warn!(error = %e, "could not record the response id in the inbox");
-                    }
+                if let Some(receipt) = how.receipt
+                    && let Err(e) = receipt.record_response(&created).await
+                {
+                    tracing::warn!(error = %e, "could not record the response id in the inbox");
                 }
                 id = Some(created);
                 continue;
