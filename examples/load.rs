@@ -98,7 +98,10 @@ impl Started {
         ready: &str,
     ) -> anyhow::Result<Started> {
         let log = File::create(dir.join(format!("{name}.log")))?;
-        let child = Command::new(binary)
+        // The child runs in `dir`: a relative path must not be looked up there.
+        let binary = std::fs::canonicalize(binary)
+            .with_context(|| format!("{} not found (build it first)", binary.display()))?;
+        let child = Command::new(&binary)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
