@@ -4,6 +4,8 @@
 //!
 //! Usage: `cargo run --release --example bench_inbox -- [ROWS] [SUBMITTERS] [normal|full] (default normal, as the service)`
 
+#[path = "support/bench_args.rs"]
+mod bench_args;
 #[allow(dead_code)]
 #[path = "support/percentiles.rs"]
 mod percentiles;
@@ -12,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use percentiles::Percentiles;
 use subgpt::store::state::{InboxRow, StateStore};
-use subgpt::store::usage::Synchronous;
 
 /// CPU time (user + system) of this process's thread named `name`, from /proc (Linux).
 fn thread_cpu(name: &str) -> Option<Duration> {
@@ -35,21 +36,7 @@ fn thread_cpu(name: &str) -> Option<Duration> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let rows: usize = args
-        .next()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(200_000);
-    let submitters: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(64);
-    let synchronous = match args.next().as_deref() {
-        Some("full") => Synchronous::Full,
-        None | Some("normal") => Synchronous::Normal,
-        Some(other) => return Err(format!("unknown synchronous mode {other:?}").into()),
-    };
-    if submitters == 0 {
-        return Err("at least one submitter".into());
-    }
+    let (rows, submitters, synchronous) = bench_args::parse(200_000, 64)?;
     let dir = tempfile::tempdir_in(".")?;
     let store = StateStore::open(
         &dir.path().join("state.db"),

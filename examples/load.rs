@@ -7,7 +7,7 @@
 //!     target/release/examples/load ingest --requests 1000000
 //!
 //! `answers` sends private messages and waits (bounded) for every answer; `ingest` runs `wrk`
-//! with `benches/ignored.lua` (group messages the bot ignores) against `subgpt serve` and
+//! with `benches/webhook.lua` with `CHAT=group` (group messages the bot ignores) against `subgpt serve` and
 //! `examples/bare_webhook.rs` in alternating rounds. Everything stays on loopback; the
 //! processes started here are ended by PID.
 

@@ -1,5 +1,5 @@
 //! `load ingest`: updates the bot ignores (group messages, unique ids), posted by `wrk` with
-//! `benches/ignored.lua`, against `subgpt serve` and the bare handler
+//! `benches/webhook.lua` (`CHAT=group`), against `subgpt serve` and the bare handler
 //! (`examples/bare_webhook.rs`) in alternating rounds of the same length, until the service has
 //! taken the requested number; then the per-round and total figures, and the peak RSS of both.
 
@@ -29,7 +29,7 @@ pub struct Options {
     /// The bare handler binary.
     #[arg(long, default_value = "target/release/examples/bare_webhook")]
     bare: PathBuf,
-    #[arg(long, default_value = "benches/ignored.lua")]
+    #[arg(long, default_value = "benches/webhook.lua")]
     script: PathBuf,
 }
 
@@ -93,6 +93,7 @@ async fn wrk(options: &Options, url: &str, base: u64) -> anyhow::Result<Run> {
         .arg(&options.script)
         .arg(url)
         .env("WEBHOOK_SECRET", SECRET)
+        .env("CHAT", "group")
         .env("UPDATE_ID_BASE", base.to_string())
         .kill_on_drop(true)
         .output();
