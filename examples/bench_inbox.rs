@@ -9,30 +9,14 @@ mod bench_args;
 #[allow(dead_code)]
 #[path = "support/percentiles.rs"]
 mod percentiles;
+#[allow(dead_code)]
+#[path = "support/procfs.rs"]
+mod procfs;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use percentiles::Percentiles;
 use subgpt::store::state::{InboxRow, StateStore};
-
-/// CPU time (user + system) of this process's thread named `name`, from /proc (Linux).
-fn thread_cpu(name: &str) -> Option<Duration> {
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        // USER_HZ is 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
-        return Some(Duration::from_millis(ticks * 10));
-    }
-    None
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -92,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // On a shared machine the wall clock says as much about the neighbours as about the
     // store: the writer thread's own CPU time is the bound it would reach with a core to itself.
-    if let Some(cpu) = thread_cpu("state-writer") {
+    if let Some(cpu) = procfs::thread_cpu("state-writer") {
         println!(
             "state-writer thread CPU: {:.3} s, {:.0} rows per writer CPU-second",
             cpu.as_secs_f64(),

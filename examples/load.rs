@@ -22,6 +22,9 @@ mod openai;
 #[path = "support/percentiles.rs"]
 mod percentiles;
 #[allow(dead_code)]
+#[path = "support/procfs.rs"]
+mod procfs;
+#[allow(dead_code)]
 #[path = "../tests/support/redis.rs"]
 mod redis;
 #[allow(dead_code)]
@@ -136,9 +139,12 @@ impl Started {
 
     /// Peak resident set size so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        procfs::peak_rss_kib(self.child.id())
+    }
+
+    /// CPU time (user + system) it used so far.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        procfs::cpu_time(Path::new(&format!("/proc/{}/stat", self.child.id())))
     }
 
     /// SIGTERM, then up to 30 s for it to exit (the service drains), then SIGKILL.
@@ -232,6 +238,9 @@ impl Rig {
     /// Ends the service (and Redis), returning its peak RSS in KiB measured just before.
     async fn stop(self) -> Option<u64> {
         let rss = self.subgpt.peak_rss_kib();
+        if let Some(cpu) = self.subgpt.cpu_time() {
+            println!("CPU time of subgpt: {:.2} s", cpu.as_secs_f64());
+        }
         self.subgpt.stop().await;
         drop(self.redis);
         rss

@@ -329,6 +329,12 @@ fn report(
         conversations as f64 / delivered,
         telegram.join(", "),
     );
+    if let Some(cpu) = rig.subgpt.cpu_time() {
+        println!(
+            "CPU time of subgpt per answer: {:.2} ms (all of the service's work, acks included)",
+            ms(cpu) / delivered
+        );
+    }
     // Issue 10: "time to first visible text" (first draft/partial per update − POST) is
     // reported here once answers stream.
 }

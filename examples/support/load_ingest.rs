@@ -197,6 +197,14 @@ pub async fn run(rig: &Rig, options: &Options) -> anyhow::Result<()> {
     println!("ratio subgpt/bare: {:.2}", s_rps / b_rps.max(1.0));
     let ignored = counter(rig, "subgpt_updates_ignored_total").await?;
     println!("the service counted {ignored:.0} ignored updates");
+    // CPU per request says what the wall clock cannot on a shared machine.
+    if let (Some(s_cpu), Some(b_cpu)) = (rig.subgpt.cpu_time(), bare.cpu_time()) {
+        println!(
+            "CPU per request: subgpt {:.2} µs, bare {:.2} µs",
+            s_cpu.as_secs_f64() * 1e6 / s_req.max(1) as f64,
+            b_cpu.as_secs_f64() * 1e6 / b_req.max(1) as f64,
+        );
+    }
     if let Some(kib) = bare.peak_rss_kib() {
         println!(
             "peak RSS of bare_webhook (VmHWM): {:.1} MB",
