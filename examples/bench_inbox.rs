@@ -3,6 +3,9 @@
 //! into a fresh file; prints rows committed per second and the commit wait p50/p99.
 //!
 //! Usage: `cargo run --release --example bench_inbox -- [ROWS] [SUBMITTERS] [normal|full] (default normal, as the service)`
+//!
+//! `INBOX_USER_INDEX=1` puts back the `(user_id, update_id)` index that migration 0002 dropped,
+//! to compare.
 
 #[path = "support/bench_args.rs"]
 mod bench_args;
@@ -27,6 +30,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Duration::from_secs(5),
         synchronous,
     )?;
+    if std::env::var_os("INBOX_USER_INDEX").is_some() {
+        let conn = rusqlite::Connection::open(dir.path().join("state.db"))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute("CREATE INDEX inbox_user ON inbox (user_id, update_id)", [])?;
+        println!("with the inbox (user_id, update_id) index");
+    }
     let accepted_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
 
     let started = Instant::now();
