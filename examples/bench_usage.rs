@@ -3,25 +3,17 @@
 //!
 //! Usage: `cargo run --release --example bench_usage -- [ROWS] [CALLERS] [normal|full] (default normal, as the service)`
 
+#[path = "support/bench_args.rs"]
+mod bench_args;
+
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
-use subgpt::store::usage::{StoreOptions, Synchronous, UsageRow, UsageStore};
+use subgpt::store::usage::{StoreOptions, UsageRow, UsageStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let rows: usize = args
-        .next()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(200_000);
-    let callers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(16);
-    let synchronous = match args.next().as_deref() {
-        Some("full") => Synchronous::Full,
-        None | Some("normal") => Synchronous::Normal,
-        Some(other) => return Err(format!("unknown synchronous mode {other:?}").into()),
-    };
+    let (rows, callers, synchronous) = bench_args::parse(200_000, 16)?;
     let dir = tempfile::tempdir_in(".")?;
     let path = dir.path().join("bench.db");
     let store = UsageStore::open_with(

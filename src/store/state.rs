@@ -16,8 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::usage::Synchronous;
 
-const MIGRATION_SLICE: &[M<'static>] =
-    &[M::up(include_str!("../../migrations/state/0001_state.sql"))];
+const MIGRATION_SLICE: &[M<'static>] = &[
+    M::up(include_str!("../../migrations/state/0001_state.sql")),
+    M::up(include_str!(
+        "../../migrations/state/0002_inbox_without_user_index.sql"
+    )),
+];
 
 /// The state database's embedded migrations, in order.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_SLICE);
