@@ -25,11 +25,11 @@ mod percentiles;
 #[path = "support/procfs.rs"]
 mod procfs;
 #[allow(dead_code)]
-#[path = "../tests/support/sse.rs"]
-mod sse;
-#[allow(dead_code)]
 #[path = "../tests/support/redis.rs"]
 mod redis;
+#[allow(dead_code)]
+#[path = "../tests/support/sse.rs"]
+mod sse;
 #[allow(dead_code)]
 #[path = "../tests/support/telegram.rs"]
 mod telegram;
@@ -60,6 +60,10 @@ struct Cli {
     /// How long the fake OpenAI takes per answer (for background responses: until done).
     #[arg(long, default_value_t = 500)]
     latency_ms: u64,
+    /// Streams: the wait between two pieces of the answer after the first (which comes after
+    /// `--latency-ms`).
+    #[arg(long, default_value_t = 0)]
+    token_every_ms: u64,
     /// `RUST_LOG` of the service (its log goes to a file in the temp dir).
     #[arg(long, default_value = "info")]
     rust_log: String,
@@ -188,7 +192,13 @@ impl Rig {
         let telegram = telegram::FakeTelegram::start().await;
         let openai = openai::FakeOpenAi::start().await;
         let latency = Duration::from_millis(cli.latency_ms);
-        openai.with(|s| s.delay = latency);
+        openai.with(|s| {
+            s.delay = latency;
+            s.token_every = Duration::from_millis(cli.token_every_ms);
+            // Whole frames per chunk: the tests split them finely; a load run measures the
+            // service, not a storm of 7-byte writes.
+            s.chunk_bytes = 16 * 1024;
+        });
         let redis = cli.redis.then(redis::RedisServer::start);
         let dir = tempfile::tempdir()?;
         let port = free_port();

@@ -335,6 +335,65 @@ fn report(
             ms(cpu) / delivered
         );
     }
-    // Issue 10: "time to first visible text" (first draft/partial per update − POST) is
-    // reported here once answers stream.
+    first_visible(rig, &by_user, answers, latency);
+}
+
+/// Time to first visible text: each answer's first draft after its first token, that is after
+/// the fake OpenAI received the answer's request + its time to the first token. A user's
+/// answers come in order, each with its own draft id, so the k-th draft id of a chat belongs
+/// to the k-th of its updates.
+fn first_visible(
+    rig: &Rig,
+    by_user: &HashMap<i64, Vec<&Sent>>,
+    _answers: &Answers,
+    first_token: Duration,
+) {
+    let mut first_drafts: HashMap<i64, Vec<(i64, Instant)>> = HashMap::new();
+    for c in rig.telegram.state.lock().calls.iter() {
+        if !(c.ok && c.method.ends_with("Draft")) {
+            continue;
+        }
+        let chat = c.params["chat_id"].as_i64().unwrap_or_default();
+        let id = c.params["draft_id"].as_i64().unwrap_or_default();
+        let list = first_drafts.entry(chat).or_default();
+        if !list.iter().any(|(d, _)| *d == id) {
+            list.push((id, c.at));
+        }
+    }
+    if first_drafts.is_empty() {
+        println!("first visible text: no drafts (STREAMING=off, or not supported)");
+        return;
+    }
+    // When the fake got each update's answer request (its input carries the update id).
+    let asked: HashMap<i64, Instant> = rig.openai.with(|s| {
+        s.requests
+            .iter()
+            .filter_map(|r| {
+                let input = r.body["input"].as_str().map(str::to_string).or_else(|| {
+                    r.body["messages"]
+                        .as_array()
+                        .and_then(|m| m.last())
+                        .and_then(|m| m["content"].as_str())
+                        .map(str::to_string)
+                })?;
+                Some((update_of(&input)?, r.started))
+            })
+            .collect()
+    });
+    let mut waits = Vec::new();
+    for (user, list) in by_user {
+        let Some(drafts) = first_drafts.get(user) else {
+            continue;
+        };
+        for (s, (_, at)) in list.iter().zip(drafts) {
+            if let Some(started) = asked.get(&s.update_id) {
+                waits.push(at.saturating_duration_since(*started + first_token));
+            }
+        }
+    }
+    println!(
+        "first draft after the first token (first draft − (request at the fake + {} ms)): {}",
+        ms(first_token),
+        Percentiles::new(waits).summary()
+    );
 }

@@ -117,7 +117,8 @@ impl Gate {
             // `/subscribe` from a subscriber is answered by the bot, which lists what they can do.
             Decision::Allowed => true,
             Decision::Refused => {
-                reply.say(chat, &texts::not_subscribed(lang, self.config()))
+                reply
+                    .say(chat, &texts::not_subscribed(lang, self.config()))
                     .await;
                 false
             }
