@@ -102,6 +102,7 @@ async fn check_passes_when_everything_is_right() {
     for name in [
         "configuration",
         "sqlite",
+        "state",
         "redis",
         "telegram",
         "channel @test_channel",
@@ -645,4 +646,38 @@ async fn only_serve_migrates_and_a_newer_database_is_refused_naming_both_version
     }
     assert_eq!(version(&conn), 99);
     assert_eq!(dump(&db, "user_analytics").len(), 1, "nothing was touched");
+}
+
+#[tokio::test]
+async fn check_looks_at_the_state_database_without_migrating_it() {
+    let redis = RedisServer::start();
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let state = dir.path().join("data/state.db");
+    // The state database as its first migration left it.
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    conn.execute_batch(include_str!("../migrations/state/0001_state.sql"))
+        .unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+
+    let (_t, _o, check) = healthy(&redis).await;
+    let (code, out) = run(check.dir(&dir)).await;
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|l| l.contains("state")).unwrap();
+    assert!(
+        line.starts_with("ok") && line.contains("schema version 1 (`serve` migrates it"),
+        "{line}"
+    );
+    assert_eq!(version(&conn), 1, "check did not migrate it");
+
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    let (_t, _o, check) = healthy(&redis).await;
+    let (code, out) = run(check.dir(&dir)).await;
+    assert_eq!(code, 1, "{out}");
+    let line = out.lines().find(|l| l.contains("state")).unwrap();
+    assert!(line.starts_with("FAIL") && line.contains("99"), "{line}");
 }

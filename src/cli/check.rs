@@ -2,10 +2,11 @@
 //! exit 0 only when every check passes.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::OpenFlags;
+use rusqlite_migration::Migrations;
 
 use super::{redact_url, utc};
 use crate::config::Config;
@@ -63,7 +64,21 @@ pub async fn run(config: &Config) -> bool {
             config.openai_api_mode
         )),
     );
-    report("sqlite", bounded(sqlite(config)).await);
+    let usage = config.analytics_db_path.clone();
+    report(
+        "sqlite",
+        bounded(sqlite(usage, migrate::MIGRATIONS, "usage database")).await,
+    );
+    let state = config.state_db_path.clone();
+    report(
+        "state",
+        bounded(sqlite(
+            state,
+            crate::store::state::MIGRATIONS,
+            "state database",
+        ))
+        .await,
+    );
     report("redis", bounded(redis(config)).await);
     let telegram = Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone());
     let token = bounded(token(&telegram)).await;
@@ -85,21 +100,29 @@ pub async fn run(config: &Config) -> bool {
     all_ok
 }
 
-async fn sqlite(config: &Config) -> Outcome {
-    let path = config.analytics_db_path.clone();
-    tokio::task::spawn_blocking(move || sqlite_as_it_is(&path))
+async fn sqlite(path: PathBuf, migrations: Migrations<'static>, what: &'static str) -> Outcome {
+    tokio::task::spawn_blocking(move || sqlite_as_it_is(&path, &migrations, what))
         .await
         .unwrap_or_else(|e| fail(format!("probe failed: {e}"), "run the check again"))
 }
 
-/// Looks at the usage database without changing it: `check` may run with a new binary
-/// before an update, and only `serve`/`poll` migrate (SPEC §2).
-fn sqlite_as_it_is(path: &Path) -> Outcome {
+/// Looks at a database (`what`: the usage or the state database) without changing it: `check`
+/// may run with a new binary before an update, and only `serve`/`poll` migrate (SPEC §2).
+fn sqlite_as_it_is(path: &Path, migrations: &Migrations<'static>, what: &str) -> Outcome {
     let shown = path.display().to_string();
     if !path.exists() {
+        // `serve` creates the missing directories too: probe the nearest one that exists.
         let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
+            .ancestors()
+            .skip(1)
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .find(|d| d.exists())
             .unwrap_or(Path::new("."));
         return match probe_directory(dir) {
             Ok(()) => Ok(format!(
@@ -123,7 +146,7 @@ fn sqlite_as_it_is(path: &Path) -> Outcome {
             );
         }
     };
-    let state = match ensure_not_newer(&conn, path, &migrate::MIGRATIONS) {
+    let state = match ensure_not_newer(&conn, path, migrations) {
         Ok(state) => state,
         Err(e @ SchemaError::Newer { .. }) => {
             return fail(
@@ -134,7 +157,7 @@ fn sqlite_as_it_is(path: &Path) -> Outcome {
         Err(e) => {
             return fail(
                 e.to_string(),
-                "check that the file is subgpt's usage database",
+                format!("check that the file is subgpt's {what}"),
             );
         }
     };
