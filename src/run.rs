@@ -175,7 +175,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .service(BotService::new(app));
     let tracker = TaskTracker::new();
     let stopping = CancellationToken::new();
-    let locks = UserLocks::new(kv.clone(), config.kv_namespace());
+    let locks = UserLocks::new(kv.clone(), config.kv_namespace(), &instance_id(&config));
     let limits = Limits {
         queue: config.user_queue_limit,
         deadline: config.answer_deadline,
@@ -279,6 +279,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     closed.cancel();
     let _ = server.await;
     Ok(())
+}
+
+/// This instance's id for the user locks: the same when the process restarts (the host and the
+/// state database's path), different between instances (each has its own state database).
+fn instance_id(config: &Config) -> String {
+    use std::hash::{Hash, Hasher};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let path = std::fs::canonicalize(&config.state_db_path)
+        .unwrap_or_else(|_| config.state_db_path.clone());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (host.trim(), path).hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 /// Renders histograms now and then so `/metrics` stays cheap.

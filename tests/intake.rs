@@ -233,3 +233,35 @@ async fn an_update_that_keeps_killing_the_process_is_given_up_after_three_starts
     })
     .await;
 }
+
+#[tokio::test]
+async fn after_a_crash_the_instance_takes_its_own_stale_user_lock_at_once() {
+    let redis = RedisServer::start();
+    let app = Spawn::default()
+        .env("REDIS_URL", &redis.url())
+        .start()
+        .await;
+    app.openai.with(|s| s.delay = Duration::from_secs(2));
+    app.send_text(1, 31, "before the crash").await;
+    let lock = "subgpt:123456:lock:31";
+    eventually("the user's lock is held", Duration::from_secs(10), || {
+        !redis.cli(&["GET", lock]).is_empty()
+    })
+    .await;
+    app.kill().await;
+    assert!(
+        !redis.cli(&["GET", lock]).is_empty(),
+        "left behind by the crash"
+    );
+    let app = app.restart(&[]).await;
+    assert_eq!(
+        app.wait_messages(31, 1).await,
+        vec!["Echo: before the crash"]
+    );
+    assert!(
+        app.logs()
+            .contains("took over this user's lock, left by this instance before a restart"),
+        "{}",
+        app.logs()
+    );
+}

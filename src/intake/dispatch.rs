@@ -311,7 +311,7 @@ mod tests {
         let dispatcher = Dispatcher::new(
             BoxCloneSyncService::new(service),
             tracker.clone(),
-            UserLocks::new(Kv::memory(), "t".into()),
+            UserLocks::new(Kv::memory(), "t".into(), "test"),
             state.clone(),
             // Nothing listens there: the apology fails and is logged, which is all we need.
             Replier::new(

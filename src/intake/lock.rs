@@ -4,6 +4,11 @@
 //!
 //! The lock is held by a guard: however the work ends (done, cancelled at its deadline, or
 //! panicking), dropping the guard stops the renewal and releases the lock.
+//!
+//! A lock's value names the instance (stable across restarts) and the run of the process. A
+//! lock left by this instance's previous run (killed before it could release it) is taken
+//! over at once instead of waiting for it to expire: within one instance the dispatcher
+//! already serves a user's updates one at a time.
 
 use std::future::Future;
 use std::time::Duration;
@@ -29,6 +34,10 @@ const RETRY: Policy = Policy::new(
 pub struct UserLocks {
     kv: Kv,
     ns: String,
+    /// `{instance}/`: the prefix of every lock value this instance writes, whichever run.
+    instance: String,
+    /// `{instance}/{run}/`: the prefix of this run's lock values.
+    run: String,
 }
 
 /// A held lock: renewed in the background until dropped, then released.
@@ -51,9 +60,16 @@ impl Drop for Held {
 }
 
 impl UserLocks {
-    /// Locks under `{ns}:lock:{user}` in `kv`.
-    pub fn new(kv: Kv, ns: String) -> Self {
-        UserLocks { kv, ns }
+    /// Locks under `{ns}:lock:{user}` in `kv`, for the instance `instance` (an id that stays
+    /// the same when the process restarts, and differs between instances).
+    pub fn new(kv: Kv, ns: String, instance: &str) -> Self {
+        let run = format!("{instance}/{:016x}/", fastrand::u64(..));
+        UserLocks {
+            kv,
+            ns,
+            instance: format!("{instance}/"),
+            run,
+        }
     }
 
     /// Runs `work` while holding `user`'s lock (Redis only).
@@ -67,7 +83,7 @@ impl UserLocks {
 
     async fn acquire(&self, user: i64) -> Held {
         let key = format!("{}:lock:{user}", self.ns);
-        let token = format!("{:016x}", fastrand::u64(..));
+        let token = format!("{}{:016x}", self.run, fastrand::u64(..));
         let started = Instant::now();
         let mut tries = 0;
         // A Redis failure falls back to the process's own map inside the kv, so this ends.
@@ -77,6 +93,16 @@ impl UserLocks {
             .await
             .unwrap_or(true)
         {
+            if let Ok(Some(holder)) = self.kv.get_strict(&key).await
+                && holder.starts_with(&self.instance)
+                && !holder.starts_with(&self.run)
+            {
+                tracing::info!(
+                    "took over this user's lock, left by this instance before a restart"
+                );
+                self.kv.del_if(&key, &holder).await;
+                continue;
+            }
             if started.elapsed() > MAX_WAIT {
                 tracing::warn!(
                     "another instance held this user's lock too long; going on without it"
