@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::config::{Channel, ChannelPolicy, Config};
+use super::{Channel, ChannelPolicy};
+use crate::config::Config;
 use crate::store::kv::Kv;
 use crate::telegram::{ApiErrorKind, Bot, ChatMemberUpdated, TelegramError};
 

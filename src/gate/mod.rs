@@ -2,6 +2,7 @@
 //! sender is subscribed to the gating channel(s), and keeps the decision cache fresh from
 //! `chat_member` updates.
 
+mod channel;
 mod check;
 
 use std::convert::Infallible;
@@ -11,6 +12,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
+pub use channel::{Channel, ChannelPolicy};
 pub use check::{Decision, Gate, Source};
 
 use crate::intake::Delivery;
@@ -117,7 +119,8 @@ impl Gate {
             // `/subscribe` from a subscriber is answered by the bot, which lists what they can do.
             Decision::Allowed => true,
             Decision::Refused => {
-                reply.say(chat, &texts::not_subscribed(lang, self.config()))
+                reply
+                    .say(chat, &texts::not_subscribed(lang, self.config()))
                     .await;
                 false
             }

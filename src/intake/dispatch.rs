@@ -21,8 +21,8 @@ use tracing::Instrument;
 
 use super::lock::UserLocks;
 use super::{Delivery, Receipt};
-use crate::reply::Replier;
 use crate::config::BotLanguage;
+use crate::reply::Replier;
 use crate::store::state::StateStore;
 use crate::telegram::Update;
 use crate::telemetry::reference_id;
@@ -138,7 +138,8 @@ impl Dispatcher {
             let this = Arc::clone(self);
             self.tracker.spawn(async move {
                 if let Some(chat) = job.chat().filter(|_| tell) {
-                    this.reply.say(chat, &t(job.lang(this.language), "still_busy", &[]))
+                    this.reply
+                        .say(chat, &t(job.lang(this.language), "still_busy", &[]))
                         .await;
                 }
                 this.finish(job.update.update_id).await;
@@ -208,7 +209,9 @@ impl Dispatcher {
                 "given up: handling this update was started {MAX_ATTEMPTS} times without finishing"
             );
             if let Some(chat) = chat {
-                self.reply.say(chat, &texts::apology(lang, &reference)).await;
+                self.reply
+                    .say(chat, &texts::apology(lang, &reference))
+                    .await;
             }
             self.finish(update_id).await;
             return;
@@ -246,7 +249,9 @@ impl Dispatcher {
             tracing::error!(reference, "given up: {why}");
             metrics::counter!("subgpt_updates_given_up_total").increment(1);
             if let Some(chat) = chat {
-                self.reply.say(chat, &texts::apology(lang, &reference)).await;
+                self.reply
+                    .say(chat, &texts::apology(lang, &reference))
+                    .await;
             }
         }
         self.finish(update_id).await;
@@ -263,7 +268,8 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Purpose, Secret};
+    use crate::config::{Config, Purpose};
+    use crate::secret::Secret;
     use crate::store::kv::Kv;
     use crate::store::state::InboxRow;
     use crate::store::usage::Synchronous;

@@ -11,8 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, OpenAiError};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::retry::{Outcome, Policy};
+use crate::secret::Secret;
 
 /// The longest back-off wait, and the longest `Retry-After` honoured; a longer one is given up
 /// on (an answer the user waits minutes for is worse than the apology).

@@ -6,7 +6,8 @@ mod catalog;
 
 pub use catalog::{Lang, grouped, plural, t};
 
-use crate::config::{Channel, ChannelPolicy, Config};
+use crate::config::Config;
+use crate::gate::{Channel, ChannelPolicy};
 use crate::telegram::format::escape_html;
 
 /// The channels as HTML links (`@name` → t.me link; numeric ids as configured text).

@@ -4,37 +4,12 @@
 //! before any network call.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A secret value (token, key): shown as `<redacted>` by `Debug` and `Display`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+use crate::gate::{Channel, ChannelPolicy};
+use crate::secret::Secret;
 
 /// A configuration problem: which variable, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -60,47 +35,6 @@ pub enum ApiMode {
     Responses,
     /// Chat Completions: the bot keeps the history.
     Chat,
-}
-
-/// With several gating channels: must the user be in all of them, or in any?
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChannelPolicy {
-    /// Subscribed to every channel.
-    All,
-    /// Subscribed to at least one.
-    Any,
-}
-
-/// A gating channel as configured: `@username` or a numeric chat id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Channel {
-    /// A public channel, `@name` (stored without the `@`).
-    Username(String),
-    /// A channel by numeric id (e.g. a private channel, `-100…`).
-    Id(i64),
-}
-
-impl Channel {
-    /// The value for Bot API `chat_id`.
-    pub fn chat_id(&self) -> String {
-        match self {
-            Channel::Username(name) => format!("@{name}"),
-            Channel::Id(id) => id.to_string(),
-        }
-    }
-    /// `https://t.me/<name>` for public channels.
-    pub fn link(&self) -> Option<String> {
-        match self {
-            Channel::Username(name) => Some(format!("https://t.me/{name}")),
-            Channel::Id(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.chat_id())
-    }
 }
 
 /// Which language the bot's own texts use.
