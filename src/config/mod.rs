@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod source;
+
+pub use source::environment;
+
 use crate::gate::{Channel, ChannelPolicy};
 use crate::secret::Secret;
 
@@ -141,20 +145,6 @@ pub struct Config {
 pub const DEFAULT_MODEL: &str = "gpt-5.4-mini";
 /// The default instructions when none are configured.
 pub const DEFAULT_INSTRUCTIONS: &str = "You are a helpful, concise assistant. Answer in the language the user writes in. Use Markdown sparingly.";
-
-/// Reads the process environment, after loading `./.env` (the real environment wins).
-/// A `.env` that exists but does not parse is an error, not silently half-read.
-pub fn environment() -> Result<HashMap<String, String>, ConfigError> {
-    let mut vars: HashMap<String, String> = HashMap::new();
-    if let Ok(iter) = dotenvy::from_path_iter(".env") {
-        for item in iter {
-            let (key, value) = item.map_err(|e| problem(".env", format!("cannot be read: {e}")))?;
-            vars.insert(key, value);
-        }
-    }
-    vars.extend(std::env::vars());
-    Ok(vars)
-}
 
 struct Vars<'a>(&'a HashMap<String, String>);
 
