@@ -43,7 +43,7 @@ async fn main() {
     }
     let gate = Gate::new(
         config.clone(),
-        Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone()),
+        Bot::new(&config.telegram.api_url, config.telegram.bot_token.clone()),
         kv,
     );
     let n: i64 = if redis.is_some() { 100_000 } else { 2_000_000 };

@@ -104,7 +104,7 @@ impl App {
 
     /// The language of the bot's texts for `user` (`BOT_LANGUAGE` and their `language_code`).
     pub fn lang(&self, user: &User) -> Lang {
-        Lang::pick(self.config.bot_language, user.language_code.as_deref())
+        Lang::pick(self.config.bot.language, user.language_code.as_deref())
     }
 
     /// Sends one of the bot's own HTML messages (short, written by us).

@@ -37,11 +37,11 @@ impl ChatConversations {
             api,
             state,
             ns,
-            instructions: config.assistant_instructions.clone(),
-            ttl: config.chat_history_ttl,
-            budget: config.chat_history_token_budget,
-            idle: config.stream_idle,
-            limit: config.answer_deadline,
+            instructions: config.conversation.instructions.clone(),
+            ttl: config.conversation.history_ttl,
+            budget: config.conversation.history_token_budget,
+            idle: config.conversation.stream_idle,
+            limit: config.bot.answer_deadline,
         }
     }
 

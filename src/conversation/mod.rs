@@ -45,7 +45,7 @@ impl Conversations {
     pub fn new(config: &Config, state: UserState) -> Self {
         let api = OpenAi::new(config);
         let ns = config.kv_namespace();
-        match config.openai_api_mode {
+        match config.conversation.api_mode {
             ApiMode::Responses => Conversations::Responses(Arc::new(ResponsesConversations::new(
                 api, state, ns, config,
             ))),

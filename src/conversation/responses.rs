@@ -43,9 +43,9 @@ impl ResponsesConversations {
             api,
             state,
             ns,
-            instructions: config.assistant_instructions.clone(),
-            idle: config.stream_idle,
-            limit: config.answer_deadline,
+            instructions: config.conversation.instructions.clone(),
+            idle: config.conversation.stream_idle,
+            limit: config.bot.answer_deadline,
         }
     }
 

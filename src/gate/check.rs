@@ -97,8 +97,8 @@ impl Gate {
     /// uncached user asks Telegram once per channel.
     pub async fn check(&self, user: i64, fresh: bool) -> (Decision, Source) {
         let mut source = Source::Cache;
-        let mut statuses = Vec::with_capacity(self.config.channels.len());
-        for channel in &self.config.channels {
+        let mut statuses = Vec::with_capacity(self.config.gate.channels.len());
+        for channel in &self.config.gate.channels {
             let cached = if fresh {
                 None
             } else {
@@ -113,7 +113,7 @@ impl Gate {
             };
             statuses.push(status);
             // With `any`, one channel is enough; with `all`, one refusal is enough.
-            let decided = match self.config.channel_policy {
+            let decided = match self.config.gate.policy {
                 ChannelPolicy::Any => status == Status::In,
                 ChannelPolicy::All => status == Status::Out,
             };
@@ -121,7 +121,7 @@ impl Gate {
                 break;
             }
         }
-        (combine(self.config.channel_policy, &statuses), source)
+        (combine(self.config.gate.policy, &statuses), source)
     }
 
     async fn cached(&self, user: i64, channel: &Channel) -> Option<Status> {
@@ -136,9 +136,9 @@ impl Gate {
 
     async fn remember(&self, user: i64, channel: &Channel, subscribed: bool) {
         let (value, ttl) = if subscribed {
-            ("1", self.config.subscription_cache_ttl)
+            ("1", self.config.gate.cache_ttl)
         } else {
-            ("0", self.config.negative_cache_ttl)
+            ("0", self.config.gate.negative_ttl)
         };
         let _ = self
             .kv
@@ -147,7 +147,7 @@ impl Gate {
     }
 
     async fn ask(&self, user: i64, channel: &Channel) -> Status {
-        let timeout = self.config.telegram_check_timeout;
+        let timeout = self.config.telegram.check_timeout;
         let chat_id = channel.chat_id();
         let call = self.telegram.get_chat_member(&chat_id, user, timeout);
         // The client's own time-out covers the request; this one also covers 429 waits.
@@ -198,7 +198,7 @@ impl Gate {
 impl Gate {
     /// The gating channel `chat` is, if it is one.
     fn gating_channel(&self, chat: &crate::telegram::Chat) -> Option<&Channel> {
-        self.config.channels.iter().find(|c| match c {
+        self.config.gate.channels.iter().find(|c| match c {
             Channel::Id(id) => *id == chat.id,
             Channel::Username(name) => chat
                 .username

@@ -100,7 +100,7 @@ impl Gate {
             return true;
         };
         let chat = message.chat.id;
-        let lang = Lang::pick(self.config().bot_language, user.language_code.as_deref());
+        let lang = Lang::pick(self.config().bot.language, user.language_code.as_deref());
         let command = message.command().map(|(name, _)| name);
         if matches!(command, Some("start" | "help")) {
             return true;

@@ -48,20 +48,20 @@ impl OpenAi {
     pub fn new(config: &Config) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(config.openai_timeout)
+            .timeout(config.openai.timeout)
             .build()
             .expect("reqwest client with static settings");
         OpenAi {
             http,
-            base: config.openai_base_url.clone(),
-            key: config.openai_api_key.clone(),
-            model: config.openai_model.clone(),
+            base: config.openai.base_url.clone(),
+            key: config.openai.api_key.clone(),
+            model: config.openai.model.clone(),
             policy: Policy::new(
-                config.openai_retry_base,
+                config.openai.retry_base,
                 MAX_WAIT,
-                config.openai_max_retries,
+                config.openai.max_retries,
             ),
-            timeout: config.openai_timeout,
+            timeout: config.openai.timeout,
         }
     }
 

@@ -44,8 +44,8 @@ impl Replier {
         Replier {
             inner: Arc::new(Inner {
                 telegram,
-                rich: config.telegram_rich_messages,
-                streaming: config.streaming,
+                rich: config.telegram.rich_messages,
+                streaming: config.bot.streaming,
                 no_drafts: Mutex::new(HashSet::new()),
             }),
         }

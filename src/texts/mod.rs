@@ -13,6 +13,7 @@ use crate::telegram::format::escape_html;
 /// The channels as HTML links (`@name` → t.me link; numeric ids as configured text).
 pub fn channel_links(lang: Lang, config: &Config) -> String {
     let names: Vec<String> = config
+        .gate
         .channels
         .iter()
         .map(|c| match c {
@@ -26,7 +27,7 @@ pub fn channel_links(lang: Lang, config: &Config) -> String {
         })
         .collect();
     let list = names.join(", ");
-    match (names.len(), config.channel_policy) {
+    match (names.len(), config.gate.policy) {
         (1, _) => list,
         (_, ChannelPolicy::All) => t(lang, "channel.all_of", &[("list", &list)]),
         (_, ChannelPolicy::Any) => t(lang, "channel.any_of", &[("list", &list)]),
