@@ -160,8 +160,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     bot::register_menus(&telegram, &config).await;
 
-    let conversations = Conversations::new(&config, UserState::new(kv.clone(), state.clone()));
-    let reply = Replier::new(telegram.clone(), &config);
+    let conversations = Conversations::new(
+        &config.conversation,
+        crate::openai::OpenAi::new(&config.openai),
+        UserState::new(kv.clone(), state.clone()),
+        config.kv_namespace(),
+    );
+    let reply = Replier::new(telegram.clone(), &config.telegram);
     let app = Arc::new(App {
         config: config.clone(),
         telegram: telegram.clone(),

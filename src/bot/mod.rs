@@ -87,11 +87,14 @@ impl App {
             Some(("start" | "help", _)) => {
                 self.say(
                     chat,
-                    &texts::help(lang, &self.config, self.config.is_admin(user.id)),
+                    &texts::help(lang, &self.config.gate, self.config.is_admin(user.id)),
                 )
                 .await
             }
-            Some(("subscribe", _)) => self.say(chat, &texts::subscribed(lang, &self.config)).await,
+            Some(("subscribe", _)) => {
+                self.say(chat, &texts::subscribed(lang, &self.config.gate))
+                    .await
+            }
             Some(("reset", _)) => self.reset(chat, user).await,
             Some(("history", _)) => self.history(chat, user).await,
             Some(("export", _)) => self.export(chat, user).await,

@@ -230,7 +230,7 @@ async fn channel_admin(telegram: &Bot, config: &Config, chat_id: &str) -> Outcom
 }
 
 async fn openai(config: &Config) -> Outcome {
-    match OpenAi::new(config).check_model().await {
+    match OpenAi::new(&config.openai).check_model().await {
         Ok(()) => Ok(format!(
             "key valid, model {} available",
             config.openai.model

@@ -30,12 +30,18 @@ pub struct BotConfig {
     pub user_queue_limit: usize,
     /// The most one update may take from acceptance to its last message.
     pub answer_deadline: Duration,
-    /// Answers appear as drafts while they are written.
-    pub streaming: bool,
     /// How long SIGTERM waits for answers in flight.
     pub shutdown_drain: Duration,
     /// How long start-up keeps retrying Telegram (getMe) and Redis before it gives up.
     pub startup_retry: Duration,
+}
+
+/// `ANSWER_DEADLINE_SECS`: read by the bot (the queue) and the conversations (the request).
+pub(super) fn answer_deadline(v: &Vars) -> Result<Duration, ConfigError> {
+    match v.number("ANSWER_DEADLINE_SECS", 300)? {
+        0 => Err(problem("ANSWER_DEADLINE_SECS", "must be at least 1")),
+        n => Ok(Duration::from_secs(n)),
+    }
 }
 
 impl BotConfig {
@@ -71,11 +77,7 @@ impl BotConfig {
                 0 => return Err(problem("USER_QUEUE_LIMIT", "must be at least 1")),
                 n => n,
             },
-            answer_deadline: match v.number("ANSWER_DEADLINE_SECS", 300)? {
-                0 => return Err(problem("ANSWER_DEADLINE_SECS", "must be at least 1")),
-                n => Duration::from_secs(n),
-            },
-            streaming: v.switch("STREAMING", true)?,
+            answer_deadline: answer_deadline(v)?,
             shutdown_drain: Duration::from_secs(v.number("SHUTDOWN_DRAIN_SECS", 30)?),
             startup_retry: Duration::from_secs(v.number("STARTUP_RETRY_SECS", 120)?),
         })

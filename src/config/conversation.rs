@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::bot::answer_deadline;
 use super::vars::Vars;
 use super::{ConfigError, DEFAULT_INSTRUCTIONS, problem};
 
@@ -27,6 +28,8 @@ pub struct ConversationConfig {
     pub history_token_budget: usize,
     /// A streamed answer with no event for this long is cancelled.
     pub stream_idle: Duration,
+    /// The most one answer may take (`ANSWER_DEADLINE_SECS`).
+    pub answer_deadline: Duration,
 }
 
 impl ConversationConfig {
@@ -74,6 +77,7 @@ impl ConversationConfig {
                 0 => return Err(problem("OPENAI_STREAM_IDLE_SECS", "must be at least 1")),
                 n => Duration::from_secs(n),
             },
+            answer_deadline: answer_deadline(v)?,
         })
     }
 }

@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(c.state.db_path, PathBuf::from("./data/state.db"));
         assert_eq!(c.bot.user_queue_limit, 20);
         assert_eq!(c.bot.answer_deadline, Duration::from_secs(300));
-        assert!(c.bot.streaming);
+        assert!(c.telegram.streaming);
         assert!(!c.telegram.rich_messages);
         assert_eq!(c.bot.language, BotLanguage::Auto);
         assert_eq!(c.usage.prices_file, None);

@@ -17,6 +17,8 @@ pub struct TelegramConfig {
     pub check_timeout: Duration,
     /// Answers go out as rich messages (Markdown), falling back to HTML parts.
     pub rich_messages: bool,
+    /// `STREAMING`: answers appear as drafts while they are written.
+    pub streaming: bool,
 }
 
 impl TelegramConfig {
@@ -30,6 +32,7 @@ impl TelegramConfig {
                 v.number("TELEGRAM_CHECK_TIMEOUT_MS", 10_000)?.max(1),
             ),
             rich_messages: v.switch("TELEGRAM_RICH_MESSAGES", false)?,
+            streaming: v.switch("STREAMING", true)?,
         })
     }
 

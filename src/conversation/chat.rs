@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::live::{Follow, follow};
 use super::{ConversationError, UserState};
-use crate::config::Config;
+use crate::config::ConversationConfig;
 use crate::openai::chat::{ChatMessage, ChatRequest};
 use crate::openai::{OpenAi, Reply, Role, Turn};
 
@@ -32,16 +32,16 @@ fn approx_tokens(text: &str) -> usize {
 
 impl ChatConversations {
     /// The flow, with histories under `{ns}:hist:{user}` in `state`.
-    pub fn new(api: OpenAi, state: UserState, ns: String, config: &Config) -> Self {
+    pub fn new(api: OpenAi, state: UserState, ns: String, config: &ConversationConfig) -> Self {
         ChatConversations {
             api,
             state,
             ns,
-            instructions: config.conversation.instructions.clone(),
-            ttl: config.conversation.history_ttl,
-            budget: config.conversation.history_token_budget,
-            idle: config.conversation.stream_idle,
-            limit: config.bot.answer_deadline,
+            instructions: config.instructions.clone(),
+            ttl: config.history_ttl,
+            budget: config.history_token_budget,
+            idle: config.stream_idle,
+            limit: config.answer_deadline,
         }
     }
 

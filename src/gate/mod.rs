@@ -120,7 +120,7 @@ impl Gate {
             Decision::Allowed => true,
             Decision::Refused => {
                 reply
-                    .say(chat, &texts::not_subscribed(lang, self.config()))
+                    .say(chat, &texts::not_subscribed(lang, &self.config().gate))
                     .await;
                 false
             }

@@ -325,7 +325,8 @@ mod tests {
                         .collect(),
                     Purpose::Bot,
                 )
-                .unwrap(),
+                .unwrap()
+                .telegram,
             ),
             Limits {
                 queue: 10,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, OpenAiError};
-use crate::config::Config;
+use crate::config::OpenAiConfig;
 use crate::retry::{Outcome, Policy};
 use crate::secret::Secret;
 
@@ -45,23 +45,19 @@ pub struct OpenAi {
 
 impl OpenAi {
     /// A client configured from `config`.
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &OpenAiConfig) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(config.openai.timeout)
+            .timeout(config.timeout)
             .build()
             .expect("reqwest client with static settings");
         OpenAi {
             http,
-            base: config.openai.base_url.clone(),
-            key: config.openai.api_key.clone(),
-            model: config.openai.model.clone(),
-            policy: Policy::new(
-                config.openai.retry_base,
-                MAX_WAIT,
-                config.openai.max_retries,
-            ),
-            timeout: config.openai.timeout,
+            base: config.base_url.clone(),
+            key: config.api_key.clone(),
+            model: config.model.clone(),
+            policy: Policy::new(config.retry_base, MAX_WAIT, config.max_retries),
+            timeout: config.timeout,
         }
     }
 
