@@ -21,7 +21,7 @@ pub use gate::GateConfig;
 pub use openai::OpenAiConfig;
 pub use server::ServerConfig;
 pub use source::environment;
-pub use stores::{KvConfig, StateConfig, UsageConfig};
+pub use stores::{DEFAULT_USAGE_DB_PATH, KvConfig, StateConfig, UsageConfig};
 pub use telegram::TelegramConfig;
 use vars::Vars;
 
@@ -110,7 +110,7 @@ impl Config {
             gate: GateConfig::from_vars(&v)?,
             kv: KvConfig::from_vars(&v)?,
             usage: UsageConfig::read(&v)?,
-            state: StateConfig::from_vars(&v)?,
+            state: StateConfig::read(&v)?,
             bot: BotConfig::from_vars(&v)?,
             log_format: match v.or("LOG_FORMAT", "pretty") {
                 "pretty" => LogFormat::Pretty,

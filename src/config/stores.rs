@@ -1,5 +1,6 @@
 //! The store parts: Redis (kv), the usage database and the state database.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ impl KvConfig {
     }
 }
 
+/// Where the usage database is when `ANALYTICS_DB_PATH` does not say.
+pub const DEFAULT_USAGE_DB_PATH: &str = "./data/user_analytics.db";
+
 /// The usage database (`user_analytics`), shared by the service and the viewer.
 #[derive(Debug, Clone)]
 pub struct UsageConfig {
@@ -53,9 +57,7 @@ pub struct UsageConfig {
 
 impl UsageConfig {
     /// The usage part alone, for the viewer, which needs neither token nor key.
-    pub fn from_vars(
-        vars: &std::collections::HashMap<String, String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         Self::read(&Vars(vars))
     }
 
@@ -68,7 +70,7 @@ impl UsageConfig {
             )
         })?;
         Ok(Self {
-            db_path: PathBuf::from(v.or("ANALYTICS_DB_PATH", "./data/user_analytics.db")),
+            db_path: PathBuf::from(v.or("ANALYTICS_DB_PATH", DEFAULT_USAGE_DB_PATH)),
             timezone,
             busy_timeout: busy_timeout(v)?,
             synchronous_full: match v.or("SQLITE_SYNCHRONOUS", "normal") {
@@ -96,7 +98,12 @@ pub struct StateConfig {
 }
 
 impl StateConfig {
-    pub(super) fn from_vars(v: &Vars) -> Result<Self, ConfigError> {
+    /// The state part alone, for `backup`.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::read(&Vars(vars))
+    }
+
+    pub(super) fn read(v: &Vars) -> Result<Self, ConfigError> {
         Ok(Self {
             db_path: PathBuf::from(v.or("STATE_DB_PATH", "./data/state.db")),
             busy_timeout: busy_timeout(v)?,
