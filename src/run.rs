@@ -174,7 +174,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         conversations,
         usage: usage.clone(),
     });
-    let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));
+    let gate = Arc::new(Gate::new(
+        config.gate.clone(),
+        config.bot.clone(),
+        telegram.clone(),
+        kv.clone(),
+        config.kv_namespace(),
+    ));
     let service = ServiceBuilder::new()
         .layer(GateLayer::new(gate, reply.clone()))
         .service(BotService::new(app));

@@ -17,6 +17,8 @@ pub struct GateConfig {
     pub cache_ttl: Duration,
     /// How long a "not subscribed" decision is cached (1–60 s, at most `cache_ttl`).
     pub negative_ttl: Duration,
+    /// `TELEGRAM_CHECK_TIMEOUT_MS`: time-out of one getChatMember call.
+    pub check_timeout: Duration,
 }
 
 impl GateConfig {
@@ -42,6 +44,9 @@ impl GateConfig {
             policy,
             cache_ttl: Duration::from_secs(ttl),
             negative_ttl: Duration::from_secs(negative.clamp(1, 60).min(ttl)),
+            check_timeout: Duration::from_millis(
+                v.number("TELEGRAM_CHECK_TIMEOUT_MS", 10_000)?.max(1),
+            ),
         })
     }
 }

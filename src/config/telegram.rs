@@ -1,7 +1,4 @@
-//! The Telegram Bot API part: token, server, per-call limits.
-
-use std::time::Duration;
-
+//! The Telegram Bot API part: token, server, how answers are sent.
 use super::vars::Vars;
 use super::{ConfigError, problem};
 use crate::secret::Secret;
@@ -13,8 +10,6 @@ pub struct TelegramConfig {
     pub bot_token: Secret,
     /// `TELEGRAM_API_URL`, without a trailing `/`.
     pub api_url: String,
-    /// Time-out of one getChatMember call.
-    pub check_timeout: Duration,
     /// Answers go out as rich messages (Markdown), falling back to HTML parts.
     pub rich_messages: bool,
     /// `STREAMING`: answers appear as drafts while they are written.
@@ -28,9 +23,6 @@ impl TelegramConfig {
         Ok(Self {
             bot_token,
             api_url: v.url("TELEGRAM_API_URL", "https://api.telegram.org")?,
-            check_timeout: Duration::from_millis(
-                v.number("TELEGRAM_CHECK_TIMEOUT_MS", 10_000)?.max(1),
-            ),
             rich_messages: v.switch("TELEGRAM_RICH_MESSAGES", false)?,
             streaming: v.switch("STREAMING", true)?,
         })

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Channel, ChannelPolicy};
-use crate::config::Config;
+use crate::config::{BotConfig, GateConfig};
 use crate::store::kv::Kv;
 use crate::telegram::{ApiErrorKind, Bot, ChatMemberUpdated, TelegramError};
 
@@ -61,26 +61,32 @@ enum Status {
 
 /// The gate's state: configuration, Telegram, and the decision cache.
 pub struct Gate {
-    config: Config,
+    config: GateConfig,
+    /// Admins pass untouched; refusals are in the bot's language.
+    bot: BotConfig,
     telegram: Bot,
     kv: Kv,
     ns: String,
 }
 
 impl Gate {
-    /// A gate for `config`'s channels, caching in `kv`.
-    pub fn new(config: Config, telegram: Bot, kv: Kv) -> Self {
-        let ns = config.kv_namespace();
+    /// A gate for `config`'s channels, caching in `kv` under the keys prefix `ns`.
+    pub fn new(config: GateConfig, bot: BotConfig, telegram: Bot, kv: Kv, ns: String) -> Self {
         Gate {
             config,
+            bot,
             telegram,
             kv,
             ns,
         }
     }
 
-    pub(super) fn config(&self) -> &Config {
+    pub(super) fn config(&self) -> &GateConfig {
         &self.config
+    }
+
+    pub(super) fn bot(&self) -> &BotConfig {
+        &self.bot
     }
 
     fn key(&self, user: i64, channel: &Channel) -> String {
@@ -97,8 +103,8 @@ impl Gate {
     /// uncached user asks Telegram once per channel.
     pub async fn check(&self, user: i64, fresh: bool) -> (Decision, Source) {
         let mut source = Source::Cache;
-        let mut statuses = Vec::with_capacity(self.config.gate.channels.len());
-        for channel in &self.config.gate.channels {
+        let mut statuses = Vec::with_capacity(self.config.channels.len());
+        for channel in &self.config.channels {
             let cached = if fresh {
                 None
             } else {
@@ -113,7 +119,7 @@ impl Gate {
             };
             statuses.push(status);
             // With `any`, one channel is enough; with `all`, one refusal is enough.
-            let decided = match self.config.gate.policy {
+            let decided = match self.config.policy {
                 ChannelPolicy::Any => status == Status::In,
                 ChannelPolicy::All => status == Status::Out,
             };
@@ -121,7 +127,7 @@ impl Gate {
                 break;
             }
         }
-        (combine(self.config.gate.policy, &statuses), source)
+        (combine(self.config.policy, &statuses), source)
     }
 
     async fn cached(&self, user: i64, channel: &Channel) -> Option<Status> {
@@ -136,9 +142,9 @@ impl Gate {
 
     async fn remember(&self, user: i64, channel: &Channel, subscribed: bool) {
         let (value, ttl) = if subscribed {
-            ("1", self.config.gate.cache_ttl)
+            ("1", self.config.cache_ttl)
         } else {
-            ("0", self.config.gate.negative_ttl)
+            ("0", self.config.negative_ttl)
         };
         let _ = self
             .kv
@@ -147,7 +153,7 @@ impl Gate {
     }
 
     async fn ask(&self, user: i64, channel: &Channel) -> Status {
-        let timeout = self.config.telegram.check_timeout;
+        let timeout = self.config.check_timeout;
         let chat_id = channel.chat_id();
         let call = self.telegram.get_chat_member(&chat_id, user, timeout);
         // The client's own time-out covers the request; this one also covers 429 waits.
@@ -198,7 +204,7 @@ impl Gate {
 impl Gate {
     /// The gating channel `chat` is, if it is one.
     fn gating_channel(&self, chat: &crate::telegram::Chat) -> Option<&Channel> {
-        self.config.gate.channels.iter().find(|c| match c {
+        self.config.channels.iter().find(|c| match c {
             Channel::Id(id) => *id == chat.id,
             Channel::Username(name) => chat
                 .username

@@ -100,12 +100,12 @@ impl Gate {
             return true;
         };
         let chat = message.chat.id;
-        let lang = Lang::pick(self.config().bot.language, user.language_code.as_deref());
+        let lang = Lang::pick(self.bot().language, user.language_code.as_deref());
         let command = message.command().map(|(name, _)| name);
         if matches!(command, Some("start" | "help")) {
             return true;
         }
-        if self.config().is_admin(user.id) {
+        if self.bot().is_admin(user.id) {
             self.count(Decision::Allowed, Source::Admin);
             return true;
         }
@@ -120,7 +120,7 @@ impl Gate {
             Decision::Allowed => true,
             Decision::Refused => {
                 reply
-                    .say(chat, &texts::not_subscribed(lang, &self.config().gate))
+                    .say(chat, &texts::not_subscribed(lang, self.config()))
                     .await;
                 false
             }
