@@ -1,4 +1,5 @@
 //! The Telegram Bot API part: token, server, how answers are sent.
+
 use super::vars::Vars;
 use super::{ConfigError, problem};
 use crate::secret::Secret;
