@@ -21,11 +21,14 @@ fn main() {
             .file_stem()
             .and_then(|s| s.to_str())
             .expect("a UTF-8 file name");
-        let full = std::fs::canonicalize(path).expect("a readable locale file");
+        // Relative to the package, so a target dir shared by two checkouts reads each its own.
+        let name = path
+            .file_name()
+            .and_then(|s| s.to_str())
+            .expect("a UTF-8 file name");
         writeln!(
             out,
-            "    ({tag:?}, include_str!({:?})),",
-            full.display().to_string()
+            "    ({tag:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/locales/{name}\"))),"
         )
         .unwrap();
     }

@@ -42,9 +42,11 @@ async fn main() {
         .unwrap();
     }
     let gate = Gate::new(
-        config.clone(),
-        Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone()),
+        config.gate.clone(),
+        config.bot.clone(),
+        Bot::new(&config.telegram.api_url, config.telegram.bot_token.clone()),
         kv,
+        config.kv_namespace(),
     );
     let n: i64 = if redis.is_some() { 100_000 } else { 2_000_000 };
     // Warm up.

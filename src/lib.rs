@@ -20,6 +20,7 @@ pub mod prices;
 pub mod reply;
 pub mod retry;
 pub mod run;
+pub mod secret;
 pub mod server;
 pub mod store;
 pub mod telegram;

@@ -142,15 +142,16 @@ fn check() -> ExitCode {
 /// The values scrubbed from every log line.
 fn secrets(config: &Config) -> Vec<String> {
     let mut secrets = vec![
-        config.telegram_bot_token.expose().to_string(),
-        config.openai_api_key.expose().to_string(),
+        config.telegram.bot_token.expose().to_string(),
+        config.openai.api_key.expose().to_string(),
     ];
-    if let Some(s) = &config.webhook_secret {
+    if let Some(s) = &config.server.webhook_secret {
         secrets.push(s.expose().to_string());
     }
     // A Redis password, if the URL carries one: redis://user:password@host
     let password = config
-        .redis_url
+        .kv
+        .url
         .as_deref()
         .and_then(|u| u.split_once("://"))
         .and_then(|(_, rest)| rest.split_once('@'));

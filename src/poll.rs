@@ -22,7 +22,8 @@ const RETRY: Policy = Policy::new(Duration::from_secs(1), Duration::from_secs(30
 /// The file holding the next offset, beside the usage database.
 fn offset_file(config: &Config) -> PathBuf {
     let dir = config
-        .analytics_db_path
+        .usage
+        .db_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));

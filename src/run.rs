@@ -88,43 +88,43 @@ pub struct Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Installed first, so start-up calls are counted too.
     crate::telemetry::metrics();
-    let synchronous = if config.sqlite_synchronous_full {
+    let synchronous = if config.usage.synchronous_full {
         Synchronous::Full
     } else {
         Synchronous::Normal
     };
     let options = StoreOptions {
-        busy_timeout: config.sqlite_busy_timeout,
+        busy_timeout: config.usage.busy_timeout,
         synchronous,
         prices: std::sync::Arc::new(
-            crate::prices::Prices::load(config.model_prices_file.as_deref())
+            crate::prices::Prices::load(config.usage.prices_file.as_deref())
                 .context("MODEL_PRICES_FILE")?,
         ),
         ..StoreOptions::default()
     };
     let state = StateStore::open(
-        &config.state_db_path,
-        config.sqlite_busy_timeout,
+        &config.state.db_path,
+        config.state.busy_timeout,
         synchronous,
     )
     .with_context(|| {
         format!(
             "cannot open the state database {}",
-            config.state_db_path.display()
+            config.state.db_path.display()
         )
     })?;
-    let usage = UsageStore::open_with(&config.analytics_db_path, options).with_context(|| {
+    let usage = UsageStore::open_with(&config.usage.db_path, options).with_context(|| {
         format!(
             "cannot open the usage database {}",
-            config.analytics_db_path.display()
+            config.usage.db_path.display()
         )
     })?;
-    let kv = match &config.redis_url {
+    let kv = match &config.kv.url {
         Some(url) => {
             let kv = Kv::redis(url).context("REDIS_URL")?;
             // Redis coming up after us is common at boot; without it the bot still works
             // (the gate asks Telegram directly), so after the wait it starts anyway.
-            let policy = startup_policy(config.startup_retry.min(REDIS_WAIT));
+            let policy = startup_policy(config.bot.startup_retry.min(REDIS_WAIT));
             let ping = policy.run(
                 "redis",
                 true,
@@ -143,15 +143,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         None => Kv::memory(),
     };
-    let telegram = Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone());
-    let me = startup_policy(config.startup_retry)
+    let telegram = Bot::new(&config.telegram.api_url, config.telegram.bot_token.clone());
+    let me = startup_policy(config.bot.startup_retry)
         .run("telegram", true, || telegram.get_me(), get_me_outcome)
     .await
     .map_err(|e| match e {
         TelegramError::Api { code: 401 | 404, .. } => {
             anyhow::anyhow!("Telegram rejected TELEGRAM_BOT_TOKEN (getMe: {e}); copy the token again from @BotFather")
         }
-        other => anyhow::anyhow!("cannot reach Telegram at {}: {other}", config.telegram_api_url),
+        other => anyhow::anyhow!("cannot reach Telegram at {}: {other}", config.telegram.api_url),
     })?;
     tracing::info!(
         bot = me.username.as_deref().unwrap_or(&me.first_name),
@@ -160,8 +160,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     bot::register_menus(&telegram, &config).await;
 
-    let conversations = Conversations::new(&config, UserState::new(kv.clone(), state.clone()));
-    let reply = Replier::new(telegram.clone(), &config);
+    let conversations = Conversations::new(
+        &config.conversation,
+        crate::openai::OpenAi::new(&config.openai),
+        UserState::new(kv.clone(), state.clone()),
+        config.kv_namespace(),
+    );
+    let reply = Replier::new(telegram.clone(), &config.telegram);
     let app = Arc::new(App {
         config: config.clone(),
         telegram: telegram.clone(),
@@ -169,7 +174,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         conversations,
         usage: usage.clone(),
     });
-    let gate = Arc::new(Gate::new(config.clone(), telegram.clone(), kv.clone()));
+    let gate = Arc::new(Gate::new(
+        config.gate.clone(),
+        config.bot.clone(),
+        telegram.clone(),
+        kv.clone(),
+        config.kv_namespace(),
+    ));
     let service = ServiceBuilder::new()
         .layer(GateLayer::new(gate, reply.clone()))
         .service(BotService::new(app));
@@ -177,8 +188,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let stopping = CancellationToken::new();
     let locks = UserLocks::new(kv.clone(), config.kv_namespace(), &instance_id(&config));
     let limits = Limits {
-        queue: config.user_queue_limit,
-        deadline: config.answer_deadline,
+        queue: config.bot.user_queue_limit,
+        deadline: config.bot.answer_deadline,
     };
     let dispatcher = Dispatcher::new(
         BoxCloneSyncService::new(service),
@@ -187,7 +198,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state.clone(),
         reply.clone(),
         limits,
-        config.bot_language,
+        config.bot.language,
         stopping.clone(),
     );
     let intake = Arc::new(Intake::new(
@@ -217,7 +228,7 @@ impl Running {
     pub async fn drain(self) {
         self.stopping.cancel();
         self.tracker.close();
-        let drain = self.config.shutdown_drain;
+        let drain = self.config.bot.shutdown_drain;
         if tokio::time::timeout(drain, self.tracker.wait())
             .await
             .is_err()
@@ -236,14 +247,15 @@ impl Running {
 
 /// `subgpt serve`: the webhook server until SIGTERM/SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.bind_addr)
+    let listener = tokio::net::TcpListener::bind(config.server.bind_addr)
         .await
-        .with_context(|| format!("cannot listen on BIND_ADDR {}", config.bind_addr))?;
+        .with_context(|| format!("cannot listen on BIND_ADDR {}", config.server.bind_addr))?;
     let running = start(config).await?;
     let stopping = CancellationToken::new();
     let state = ServerState {
         secret: running
             .config
+            .server
             .webhook_secret
             .clone()
             .context("WEBHOOK_SECRET")?,
@@ -254,14 +266,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         stopping: stopping.clone(),
         metrics: crate::telemetry::metrics(),
     };
-    let router = server::app(state, &running.config.webhook_path);
+    let router = server::app(state, &running.config.server.webhook_path);
     let closed = CancellationToken::new();
     let timeouts = HttpTimeouts {
-        header_read: running.config.http_header_timeout,
-        request: running.config.http_request_timeout,
+        header_read: running.config.server.header_timeout,
+        request: running.config.server.request_timeout,
     };
     let mut server = tokio::spawn(serve_http(listener, router, timeouts, closed.clone()));
-    tracing::info!(addr = %running.config.bind_addr, path = %running.config.webhook_path, "listening for webhook updates");
+    tracing::info!(addr = %running.config.server.bind_addr, path = %running.config.server.webhook_path, "listening for webhook updates");
     upkeep_metrics(stopping.clone());
 
     tokio::select! {
@@ -286,8 +298,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 fn instance_id(config: &Config) -> String {
     use std::hash::{Hash, Hasher};
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let path = std::fs::canonicalize(&config.state_db_path)
-        .unwrap_or_else(|_| config.state_db_path.clone());
+    let path = std::fs::canonicalize(&config.state.db_path)
+        .unwrap_or_else(|_| config.state.db_path.clone());
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (host.trim(), path).hash(&mut hasher);
     format!("{:016x}", hasher.finish())

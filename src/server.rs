@@ -22,8 +22,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::config::Secret;
 use crate::intake::Intake;
+use crate::secret::Secret;
 use crate::store::kv::Kv;
 use crate::store::state::StateStore;
 use crate::store::usage::UsageStore;

@@ -48,6 +48,36 @@ async fn db_path_comes_from_env_then_dotenv_then_default() {
     assert_eq!(default["rows"], 9);
 }
 
+/// The viewer loads `.env` with the service's own code: the real environment wins, and a
+/// `.env` that does not parse is refused rather than half-read.
+#[tokio::test]
+async fn dotenv_is_read_as_the_service_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_db(dir.path()).await;
+    let run = |env_zone: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_subgpt"));
+        cmd.args(["analytics", "info", "--format", "json"])
+            .current_dir(dir.path())
+            .env("ANALYTICS_DB_PATH", &db)
+            .env_remove("ANALYTICS_TIMEZONE");
+        if let Some(zone) = env_zone {
+            cmd.env("ANALYTICS_TIMEZONE", zone);
+        }
+        cmd.output().unwrap()
+    };
+    std::fs::write(
+        dir.path().join(".env"),
+        "ANALYTICS_DB_PATH=/nowhere/usage.db\nANALYTICS_TIMEZONE=Mars/Olympus\n",
+    )
+    .unwrap();
+    assert_exit_2_one_line(&run(None), "ANALYTICS_TIMEZONE");
+    let info: Value = serde_json::from_str(&ok_stdout(&run(Some("Europe/Berlin")))).unwrap();
+    assert_eq!(info["path"], db.to_str().unwrap());
+
+    std::fs::write(dir.path().join(".env"), "this line is broken\n").unwrap();
+    assert_exit_2_one_line(&run(Some("UTC")), ".env");
+}
+
 fn assert_exit_2_one_line(out: &Output, needle: &str) {
     assert_eq!(
         out.status.code(),

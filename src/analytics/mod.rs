@@ -15,13 +15,11 @@ use chrono::{Days, NaiveDate};
 use clap::{Subcommand, ValueEnum};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::config::{UsageConfig, environment};
 use crate::store::schema::ensure_not_newer;
 use crate::store::usage::{StoreError, UsageReader, check_is_sqlite, migrate, rollups};
 
 pub use output::{Cell, Table, csv_field, human_bytes};
-
-/// Where the database is when neither `--db` nor `ANALYTICS_DB_PATH` says.
-pub const DEFAULT_DB_PATH: &str = "./data/user_analytics.db";
 
 /// Command-line arguments of `subgpt analytics`.
 #[derive(clap::Args, Debug, Clone)]
@@ -124,18 +122,14 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn execute(args: &Args, out: &mut impl Write) -> Result<(), ViewerError> {
-    // Real environment wins over ./.env; a missing .env is fine.
-    let _ = dotenvy::dotenv();
-    let path = args
-        .db
-        .clone()
-        .or_else(|| {
-            std::env::var_os("ANALYTICS_DB_PATH")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH));
-    let today = today()?;
+    // The service's own loader: ./.env under the real environment, the same checks and messages.
+    let usage = environment()
+        .and_then(|vars| UsageConfig::from_vars(&vars))
+        .map_err(|e| ViewerError::Usage(e.to_string()))?;
+    let path = args.db.clone().unwrap_or(usage.db_path);
+    let today = chrono::Utc::now()
+        .with_timezone(&usage.timezone)
+        .date_naive();
     let opened = |e: StoreError| match e {
         StoreError::MissingFile(_) | StoreError::NotSqlite(_) | StoreError::MissingTable(_) => {
             ViewerError::Usage(e.to_string())
@@ -223,22 +217,6 @@ fn last_days(today: NaiveDate, n: u32) -> (NaiveDate, NaiveDate) {
         .checked_sub_days(Days::new(u64::from(n.max(1)) - 1))
         .unwrap_or(NaiveDate::MIN);
     (from, today)
-}
-
-/// Today in `ANALYTICS_TIMEZONE` (UTC when unset).
-fn today() -> Result<NaiveDate, ViewerError> {
-    let zone = std::env::var("ANALYTICS_TIMEZONE").unwrap_or_default();
-    let zone = if zone.trim().is_empty() {
-        "UTC"
-    } else {
-        zone.trim()
-    };
-    let tz: chrono_tz::Tz = zone.parse().map_err(|_| {
-        ViewerError::Usage(format!(
-            "ANALYTICS_TIMEZONE: {zone:?} is not an IANA time zone (e.g. Europe/Berlin)"
-        ))
-    })?;
-    Ok(chrono::Utc::now().with_timezone(&tz).date_naive())
 }
 
 /// Opens the usage database read-only and checks it is one: no file is created, nothing

@@ -40,7 +40,7 @@ pub async fn register_menus(telegram: &Bot, config: &Config) {
                 .map(|l| Some(l.tag())),
         )
         .collect();
-    let mut admins: Vec<i64> = config.admin_user_ids.iter().copied().collect();
+    let mut admins: Vec<i64> = config.bot.admin_user_ids.iter().copied().collect();
     admins.sort_unstable();
     let scopes = std::iter::once((BotCommandScope::Default, false)).chain(
         admins
@@ -49,7 +49,7 @@ pub async fn register_menus(telegram: &Bot, config: &Config) {
     );
     for (scope, admin) in scopes {
         for code in &codes {
-            let lang = match config.bot_language {
+            let lang = match config.bot.language {
                 BotLanguage::Auto => code.and_then(Lang::by_tag).unwrap_or(default),
                 forced => Lang::pick(forced, None),
             };

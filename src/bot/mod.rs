@@ -87,11 +87,14 @@ impl App {
             Some(("start" | "help", _)) => {
                 self.say(
                     chat,
-                    &texts::help(lang, &self.config, self.config.is_admin(user.id)),
+                    &texts::help(lang, &self.config.gate, self.config.is_admin(user.id)),
                 )
                 .await
             }
-            Some(("subscribe", _)) => self.say(chat, &texts::subscribed(lang, &self.config)).await,
+            Some(("subscribe", _)) => {
+                self.say(chat, &texts::subscribed(lang, &self.config.gate))
+                    .await
+            }
             Some(("reset", _)) => self.reset(chat, user).await,
             Some(("history", _)) => self.history(chat, user).await,
             Some(("export", _)) => self.export(chat, user).await,
@@ -104,7 +107,7 @@ impl App {
 
     /// The language of the bot's texts for `user` (`BOT_LANGUAGE` and their `language_code`).
     pub fn lang(&self, user: &User) -> Lang {
-        Lang::pick(self.config.bot_language, user.language_code.as_deref())
+        Lang::pick(self.config.bot.language, user.language_code.as_deref())
     }
 
     /// Sends one of the bot's own HTML messages (short, written by us).

@@ -79,7 +79,7 @@ impl App {
         self.usage.record_in_background(UsageRow {
             user_id: user.id,
             username: user.display_name(),
-            request_date: today(self.config.analytics_timezone),
+            request_date: today(self.config.usage.timezone),
             tokens_used: i64::try_from(tokens).unwrap_or(i64::MAX),
             input_tokens: stored(usage.input),
             output_tokens: stored(usage.output),
@@ -92,11 +92,11 @@ impl App {
 
     /// The refusal when `user` has used up today's allowance; `None` when they may go on.
     pub(super) async fn over_limit(&self, user: &User) -> Option<String> {
-        let limit = self.config.daily_token_limit;
+        let limit = self.config.bot.daily_token_limit;
         if limit == 0 || self.config.is_admin(user.id) {
             return None;
         }
-        let tz = self.config.analytics_timezone;
+        let tz = self.config.usage.timezone;
         match self.usage.user_daily_usage(user.id, today(tz)).await {
             Ok(used) if used >= i64::try_from(limit).unwrap_or(i64::MAX) => {
                 let lang = self.lang(user);
@@ -121,7 +121,7 @@ impl App {
     /// `/usage`: today, this month, all time, and what is left today.
     pub(super) async fn usage_report(&self, chat: i64, user: &User) {
         let lang = self.lang(user);
-        let tz = self.config.analytics_timezone;
+        let tz = self.config.usage.timezone;
         let day = today(tz);
         let month_start = day.with_day(1).unwrap_or(day);
         let (today_spend, month, total) = tokio::join!(
@@ -153,7 +153,7 @@ impl App {
                 ),
             ],
         );
-        let limit = self.config.daily_token_limit;
+        let limit = self.config.bot.daily_token_limit;
         if self.config.is_admin(user.id) && limit > 0 {
             text.push_str(&t(lang, "usage.admin", &[]));
         } else if limit > 0 {
@@ -179,7 +179,7 @@ impl App {
             self.say(chat, &t(lang, "admins_only", &[])).await;
             return;
         }
-        let tz = self.config.analytics_timezone;
+        let tz = self.config.usage.timezone;
         let to = today(tz);
         let from = to - chrono::Duration::days(STATS_DAYS - 1);
         // Every active user, most tokens first: the top of it is listed, its length counted.

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use rusqlite::Connection;
 
 use crate::analytics::human_bytes;
-use crate::config::environment;
+use crate::config::{StateConfig, UsageConfig, environment};
 use crate::store::schema::{self, SchemaError};
 use crate::store::usage::migrate;
 
@@ -108,31 +108,29 @@ pub struct Snapshot {
 
 /// Runs `subgpt backup` and maps the outcome to the exit code (0 ok, 1 failure).
 pub fn run(args: Args) -> ExitCode {
-    let vars = match environment() {
-        Ok(vars) => vars,
+    let parts = environment().and_then(|vars| {
+        Ok((
+            UsageConfig::from_vars(&vars)?,
+            StateConfig::from_vars(&vars)?,
+        ))
+    });
+    let (usage, state) = match parts {
+        Ok(parts) => parts,
         Err(e) => {
             eprintln!("subgpt: {e}");
             return ExitCode::from(2);
         }
     };
-    let path = |var: &str, default: &str| {
-        PathBuf::from(
-            vars.get(var)
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
-                .unwrap_or(default),
-        )
-    };
     let sources = [
         Source {
             name: "usage",
-            path: path("ANALYTICS_DB_PATH", crate::analytics::DEFAULT_DB_PATH),
+            path: usage.db_path,
             file: USAGE_FILE,
             required: true,
         },
         Source {
             name: "state",
-            path: path("STATE_DB_PATH", "./data/state.db"),
+            path: state.db_path,
             file: STATE_FILE,
             required: false,
         },

@@ -60,16 +60,16 @@ pub async fn run(config: &Config) -> bool {
         "configuration",
         Ok(format!(
             "valid ({} channel(s), {:?} mode)",
-            config.channels.len(),
-            config.openai_api_mode
+            config.gate.channels.len(),
+            config.conversation.api_mode
         )),
     );
-    let usage = config.analytics_db_path.clone();
+    let usage = config.usage.db_path.clone();
     report(
         "sqlite",
         bounded(sqlite(usage, migrate::MIGRATIONS, "usage database")).await,
     );
-    let state = config.state_db_path.clone();
+    let state = config.state.db_path.clone();
     report(
         "state",
         bounded(sqlite(
@@ -80,11 +80,11 @@ pub async fn run(config: &Config) -> bool {
         .await,
     );
     report("redis", bounded(redis(config)).await);
-    let telegram = Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone());
+    let telegram = Bot::new(&config.telegram.api_url, config.telegram.bot_token.clone());
     let token = bounded(token(&telegram)).await;
     let token_ok = token.is_ok();
     report("telegram", token);
-    for channel in &config.channels {
+    for channel in &config.gate.channels {
         let name = format!("channel {channel}");
         if token_ok {
             report(
@@ -192,7 +192,7 @@ fn probe_directory(dir: &Path) -> std::io::Result<()> {
 }
 
 async fn redis(config: &Config) -> Outcome {
-    let Some(url) = &config.redis_url else {
+    let Some(url) = &config.kv.url else {
         return Ok("not configured (in-process store; run one instance only)".into());
     };
     let shown = redact_url(url);
@@ -253,15 +253,15 @@ async fn channel_admin(telegram: &Bot, config: &Config, chat_id: &str) -> Outcom
 }
 
 async fn openai(config: &Config) -> Outcome {
-    match OpenAi::new(config).check_model().await {
+    match OpenAi::new(&config.openai).check_model().await {
         Ok(()) => Ok(format!(
             "key valid, model {} available",
-            config.openai_model
+            config.openai.model
         )),
         Err(e) => match e.status().map(|s| s.as_u16()) {
             Some(401) => fail("the API key was rejected", "set a valid OPENAI_API_KEY"),
             Some(403 | 404) => fail(
-                format!("model {} is not available to this key", config.openai_model),
+                format!("model {} is not available to this key", config.openai.model),
                 "set OPENAI_MODEL to a model your account can use",
             ),
             _ => fail(format!("{e}"), "check OPENAI_BASE_URL and outbound HTTPS"),
@@ -274,7 +274,7 @@ async fn webhook(telegram: &Bot, config: &Config) -> Outcome {
         Ok(info) => info,
         Err(e) => return fail(format!("{e}"), "check the network and run again"),
     };
-    match (&config.webhook_url, info.url.as_str()) {
+    match (&config.server.webhook_url, info.url.as_str()) {
         (None, "") => return Ok("not set (fine for `subgpt poll`)".into()),
         (Some(_), "") => return fail("not registered", "run `subgpt webhook set`"),
         (Some(expected), actual) if expected != actual => {

@@ -7,23 +7,25 @@ use crate::config::Config;
 use crate::telegram::{ALLOWED_UPDATES, Bot};
 
 fn bot(config: &Config) -> Bot {
-    Bot::new(&config.telegram_api_url, config.telegram_bot_token.clone())
+    Bot::new(&config.telegram.api_url, config.telegram.bot_token.clone())
 }
 
 /// Registers `WEBHOOK_URL` with the secret and the update kinds the bot needs.
 pub async fn set(config: &Config, drop_pending: bool) -> anyhow::Result<()> {
     let url = config
+        .server
         .webhook_url
         .as_deref()
         .context("WEBHOOK_URL is not set")?;
     let secret = config
+        .server
         .webhook_secret
         .as_ref()
         .context("WEBHOOK_SECRET is not set")?;
-    if !url.ends_with(&config.webhook_path) {
+    if !url.ends_with(&config.server.webhook_path) {
         eprintln!(
             "warning: WEBHOOK_URL {url} does not end with WEBHOOK_PATH {}; make sure nginx maps it to that path",
-            config.webhook_path
+            config.server.webhook_path
         );
     }
     bot(config)
@@ -53,7 +55,7 @@ pub async fn info(config: &Config) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("URL:              {}", info.url);
-    match &config.webhook_url {
+    match &config.server.webhook_url {
         Some(expected) if *expected != info.url => {
             println!("                  (differs from WEBHOOK_URL {expected})")
         }

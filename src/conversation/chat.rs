@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::live::{Follow, follow};
 use super::{ConversationError, UserState};
-use crate::config::Config;
+use crate::config::ConversationConfig;
 use crate::openai::chat::{ChatMessage, ChatRequest};
 use crate::openai::{OpenAi, Reply, Role, Turn};
 
@@ -32,14 +32,14 @@ fn approx_tokens(text: &str) -> usize {
 
 impl ChatConversations {
     /// The flow, with histories under `{ns}:hist:{user}` in `state`.
-    pub fn new(api: OpenAi, state: UserState, ns: String, config: &Config) -> Self {
+    pub fn new(api: OpenAi, state: UserState, ns: String, config: &ConversationConfig) -> Self {
         ChatConversations {
             api,
             state,
             ns,
-            instructions: config.assistant_instructions.clone(),
-            ttl: config.chat_history_ttl,
-            budget: config.chat_history_token_budget,
+            instructions: config.instructions.clone(),
+            ttl: config.history_ttl,
+            budget: config.history_token_budget,
             idle: config.stream_idle,
             limit: config.answer_deadline,
         }

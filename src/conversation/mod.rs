@@ -14,7 +14,7 @@ pub use chat::ChatConversations;
 pub use responses::ResponsesConversations;
 pub use store::UserState;
 
-use crate::config::{ApiMode, Config};
+use crate::config::{ApiMode, ConversationConfig};
 use crate::intake::Receipt;
 use crate::openai::{OpenAi, OpenAiError, Reply, Turn};
 
@@ -41,11 +41,10 @@ pub enum Conversations {
 }
 
 impl Conversations {
-    /// The conversations for `config`, keeping per-user state in `state`.
-    pub fn new(config: &Config, state: UserState) -> Self {
-        let api = OpenAi::new(config);
-        let ns = config.kv_namespace();
-        match config.openai_api_mode {
+    /// The conversations for `config`, asking `api`, keeping per-user state in `state` under
+    /// the keys prefix `ns`.
+    pub fn new(config: &ConversationConfig, api: OpenAi, state: UserState, ns: String) -> Self {
+        match config.api_mode {
             ApiMode::Responses => Conversations::Responses(Arc::new(ResponsesConversations::new(
                 api, state, ns, config,
             ))),

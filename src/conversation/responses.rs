@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::live::{Follow, follow};
 use super::{ConversationError, UserState};
-use crate::config::Config;
+use crate::config::ConversationConfig;
 use crate::intake::Receipt;
 use crate::openai::responses::{CreateResponse, ResponseObject, turn_of_item};
 use crate::openai::{OpenAi, Reply, Turn};
@@ -38,12 +38,12 @@ pub struct ResponsesConversations {
 
 impl ResponsesConversations {
     /// The flow, with conversation ids under `{ns}:conv:{user}` in `state`.
-    pub fn new(api: OpenAi, state: UserState, ns: String, config: &Config) -> Self {
+    pub fn new(api: OpenAi, state: UserState, ns: String, config: &ConversationConfig) -> Self {
         ResponsesConversations {
             api,
             state,
             ns,
-            instructions: config.assistant_instructions.clone(),
+            instructions: config.instructions.clone(),
             idle: config.stream_idle,
             limit: config.answer_deadline,
         }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::config::{Channel, ChannelPolicy, Config};
+use super::{Channel, ChannelPolicy};
+use crate::config::{BotConfig, GateConfig};
 use crate::store::kv::Kv;
 use crate::telegram::{ApiErrorKind, Bot, ChatMemberUpdated, TelegramError};
 
@@ -60,26 +61,32 @@ enum Status {
 
 /// The gate's state: configuration, Telegram, and the decision cache.
 pub struct Gate {
-    config: Config,
+    config: GateConfig,
+    /// Admins pass untouched; refusals are in the bot's language.
+    bot: BotConfig,
     telegram: Bot,
     kv: Kv,
     ns: String,
 }
 
 impl Gate {
-    /// A gate for `config`'s channels, caching in `kv`.
-    pub fn new(config: Config, telegram: Bot, kv: Kv) -> Self {
-        let ns = config.kv_namespace();
+    /// A gate for `config`'s channels, caching in `kv` under the keys prefix `ns`.
+    pub fn new(config: GateConfig, bot: BotConfig, telegram: Bot, kv: Kv, ns: String) -> Self {
         Gate {
             config,
+            bot,
             telegram,
             kv,
             ns,
         }
     }
 
-    pub(super) fn config(&self) -> &Config {
+    pub(super) fn config(&self) -> &GateConfig {
         &self.config
+    }
+
+    pub(super) fn bot(&self) -> &BotConfig {
+        &self.bot
     }
 
     fn key(&self, user: i64, channel: &Channel) -> String {
@@ -112,7 +119,7 @@ impl Gate {
             };
             statuses.push(status);
             // With `any`, one channel is enough; with `all`, one refusal is enough.
-            let decided = match self.config.channel_policy {
+            let decided = match self.config.policy {
                 ChannelPolicy::Any => status == Status::In,
                 ChannelPolicy::All => status == Status::Out,
             };
@@ -120,7 +127,7 @@ impl Gate {
                 break;
             }
         }
-        (combine(self.config.channel_policy, &statuses), source)
+        (combine(self.config.policy, &statuses), source)
     }
 
     async fn cached(&self, user: i64, channel: &Channel) -> Option<Status> {
@@ -135,9 +142,9 @@ impl Gate {
 
     async fn remember(&self, user: i64, channel: &Channel, subscribed: bool) {
         let (value, ttl) = if subscribed {
-            ("1", self.config.subscription_cache_ttl)
+            ("1", self.config.cache_ttl)
         } else {
-            ("0", self.config.negative_cache_ttl)
+            ("0", self.config.negative_ttl)
         };
         let _ = self
             .kv
@@ -146,7 +153,7 @@ impl Gate {
     }
 
     async fn ask(&self, user: i64, channel: &Channel) -> Status {
-        let timeout = self.config.telegram_check_timeout;
+        let timeout = self.config.check_timeout;
         let chat_id = channel.chat_id();
         let call = self.telegram.get_chat_member(&chat_id, user, timeout);
         // The client's own time-out covers the request; this one also covers 429 waits.

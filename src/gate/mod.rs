@@ -2,6 +2,7 @@
 //! sender is subscribed to the gating channel(s), and keeps the decision cache fresh from
 //! `chat_member` updates.
 
+mod channel;
 mod check;
 
 use std::convert::Infallible;
@@ -11,6 +12,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
+pub use channel::{Channel, ChannelPolicy};
 pub use check::{Decision, Gate, Source};
 
 use crate::intake::Delivery;
@@ -98,12 +100,12 @@ impl Gate {
             return true;
         };
         let chat = message.chat.id;
-        let lang = Lang::pick(self.config().bot_language, user.language_code.as_deref());
+        let lang = Lang::pick(self.bot().language, user.language_code.as_deref());
         let command = message.command().map(|(name, _)| name);
         if matches!(command, Some("start" | "help")) {
             return true;
         }
-        if self.config().is_admin(user.id) {
+        if self.bot().is_admin(user.id) {
             self.count(Decision::Allowed, Source::Admin);
             return true;
         }

@@ -268,7 +268,8 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Purpose, Secret};
+    use crate::config::{Config, Purpose};
+    use crate::secret::Secret;
     use crate::store::kv::Kv;
     use crate::store::state::InboxRow;
     use crate::store::usage::Synchronous;
@@ -324,7 +325,8 @@ mod tests {
                         .collect(),
                     Purpose::Bot,
                 )
-                .unwrap(),
+                .unwrap()
+                .telegram,
             ),
             Limits {
                 queue: 10,

@@ -11,8 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, OpenAiError};
-use crate::config::{Config, Secret};
+use crate::config::OpenAiConfig;
 use crate::retry::{Outcome, Policy};
+use crate::secret::Secret;
 
 /// The longest back-off wait, and the longest `Retry-After` honoured; a longer one is given up
 /// on (an answer the user waits minutes for is worse than the apology).
@@ -44,23 +45,19 @@ pub struct OpenAi {
 
 impl OpenAi {
     /// A client configured from `config`.
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &OpenAiConfig) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(config.openai_timeout)
+            .timeout(config.timeout)
             .build()
             .expect("reqwest client with static settings");
         OpenAi {
             http,
-            base: config.openai_base_url.clone(),
-            key: config.openai_api_key.clone(),
-            model: config.openai_model.clone(),
-            policy: Policy::new(
-                config.openai_retry_base,
-                MAX_WAIT,
-                config.openai_max_retries,
-            ),
-            timeout: config.openai_timeout,
+            base: config.base_url.clone(),
+            key: config.api_key.clone(),
+            model: config.model.clone(),
+            policy: Policy::new(config.retry_base, MAX_WAIT, config.max_retries),
+            timeout: config.timeout,
         }
     }
 

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 
 pub use draft::Live;
 
-use crate::config::Config;
+use crate::config::TelegramConfig;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
 use crate::telegram::{Bot, ParseMode, TelegramError};
 
@@ -40,11 +40,11 @@ struct Inner {
 
 impl Replier {
     /// Sends through `telegram`, as `config` says (`STREAMING`, `TELEGRAM_RICH_MESSAGES`).
-    pub fn new(telegram: Bot, config: &Config) -> Self {
+    pub fn new(telegram: Bot, config: &TelegramConfig) -> Self {
         Replier {
             inner: Arc::new(Inner {
                 telegram,
-                rich: config.telegram_rich_messages,
+                rich: config.rich_messages,
                 streaming: config.streaming,
                 no_drafts: Mutex::new(HashSet::new()),
             }),

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::error::TelegramError;
 use super::params::*;
 use super::types::{BotCommand, BotCommandScope, ChatMember, User, WebhookInfo};
-use crate::config::Secret;
 use crate::retry::Policy;
+use crate::secret::Secret;
 
 /// How Bot API calls are retried: 429 (waiting `retry_after`, up to two minutes), 5xx and
 /// network errors, each with back-off, at most five times. Every call counts as safe to

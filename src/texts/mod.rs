@@ -6,12 +6,13 @@ mod catalog;
 
 pub use catalog::{Lang, grouped, plural, t};
 
-use crate::config::{Channel, ChannelPolicy, Config};
+use crate::config::GateConfig;
+use crate::gate::{Channel, ChannelPolicy};
 use crate::telegram::format::escape_html;
 
 /// The channels as HTML links (`@name` → t.me link; numeric ids as configured text).
-pub fn channel_links(lang: Lang, config: &Config) -> String {
-    let names: Vec<String> = config
+pub fn channel_links(lang: Lang, gate: &GateConfig) -> String {
+    let names: Vec<String> = gate
         .channels
         .iter()
         .map(|c| match c {
@@ -25,7 +26,7 @@ pub fn channel_links(lang: Lang, config: &Config) -> String {
         })
         .collect();
     let list = names.join(", ");
-    match (names.len(), config.channel_policy) {
+    match (names.len(), gate.policy) {
         (1, _) => list,
         (_, ChannelPolicy::All) => t(lang, "channel.all_of", &[("list", &list)]),
         (_, ChannelPolicy::Any) => t(lang, "channel.any_of", &[("list", &list)]),
@@ -33,7 +34,7 @@ pub fn channel_links(lang: Lang, config: &Config) -> String {
 }
 
 /// `/start` and `/help`.
-pub fn help(lang: Lang, config: &Config, is_admin: bool) -> String {
+pub fn help(lang: Lang, gate: &GateConfig, is_admin: bool) -> String {
     let admin = if is_admin {
         t(lang, "help_admin", &[])
     } else {
@@ -42,26 +43,22 @@ pub fn help(lang: Lang, config: &Config, is_admin: bool) -> String {
     t(
         lang,
         "help",
-        &[("links", &channel_links(lang, config)), ("admin", &admin)],
+        &[("links", &channel_links(lang, gate)), ("admin", &admin)],
     )
 }
 
 /// The refusal for a non-subscriber.
-pub fn not_subscribed(lang: Lang, config: &Config) -> String {
+pub fn not_subscribed(lang: Lang, gate: &GateConfig) -> String {
     t(
         lang,
         "not_subscribed",
-        &[("links", &channel_links(lang, config))],
+        &[("links", &channel_links(lang, gate))],
     )
 }
 
 /// `/subscribe` answered yes.
-pub fn subscribed(lang: Lang, config: &Config) -> String {
-    t(
-        lang,
-        "subscribed",
-        &[("links", &channel_links(lang, config))],
-    )
+pub fn subscribed(lang: Lang, gate: &GateConfig) -> String {
+    t(lang, "subscribed", &[("links", &channel_links(lang, gate))])
 }
 
 /// An upstream failure, after the retries.
