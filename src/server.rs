@@ -56,7 +56,9 @@ pub struct ServerState {
 pub fn app(state: ServerState, webhook_path: &str) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+            // Debug level: at the default `info` a span per request would cost the ingest of
+            // updates a measurable share (Telegram can send thousands a second).
+            tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
         })
         // 503 while shutting down and /readyz's 503 are expected answers, not errors.
         .on_failure(DefaultOnFailure::new().level(Level::DEBUG));

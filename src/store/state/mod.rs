@@ -1,0 +1,226 @@
+//! The service's own durable state in `STATE_DB_PATH`: the inbox of accepted updates, the
+//! `update_id`s seen in the last 24 h, and per-user conversation state.
+//!
+//! One thread owns the connection. Callers queue commands; the thread runs everything that is
+//! queued in one transaction (group commit) and answers each caller after the commit, so
+//! concurrent webhook requests share one fsync and each waits only for the commit holding its
+//! row. Deleted rows are overwritten (`secure_delete`), and the WAL is truncated when the inbox
+//! is empty, so the text of a message does not linger in the files after it is answered.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+mod writer;
+use tokio::sync::{mpsc, oneshot};
+use writer::Writer;
+
+use super::usage::Synchronous;
+
+const MIGRATION_SLICE: &[M<'static>] = &[
+    M::up(include_str!("../../../migrations/state/0001_state.sql")),
+    M::up(include_str!(
+        "../../../migrations/state/0002_inbox_without_user_index.sql"
+    )),
+];
+
+/// The state database's embedded migrations, in order.
+pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_SLICE);
+
+/// How long an accepted `update_id` is remembered.
+pub const SEEN_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Most commands committed in one transaction.
+const BATCH_MAX: usize = 4096;
+/// How often the `seen` table is swept of ids older than [`SEEN_FOR`].
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// What went wrong with the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("state database migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// A newer subgpt migrated the file past this binary (both versions named).
+    #[error(transparent)]
+    Schema(#[from] crate::store::schema::SchemaError),
+    #[error("state database: cannot create {0}: {1}")]
+    Directory(String, std::io::Error),
+    /// The batch holding this command failed (the cause is logged once).
+    #[error("state database write failed: {0}")]
+    Batch(String),
+    /// The writer thread is gone (the process is stopping).
+    #[error("state database is closed")]
+    Closed,
+}
+
+/// An accepted update waiting to be handled.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    pub update_id: i64,
+    pub user_id: i64,
+    /// The update as JSON.
+    pub body: Vec<u8>,
+    /// When it was accepted, unix milliseconds.
+    pub accepted_at: i64,
+    /// How many times handling it has started.
+    pub attempts: u32,
+    /// Responses mode: the response already asked for this update.
+    pub response_id: Option<String>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StateError>>;
+
+enum Command {
+    Accept {
+        row: InboxRow,
+        reply: Reply<bool>,
+    },
+    Begin {
+        update_id: i64,
+        reply: Reply<u32>,
+    },
+    SetResponse {
+        update_id: i64,
+        response_id: String,
+        reply: Reply<()>,
+    },
+    Finish {
+        update_id: i64,
+        reply: Reply<()>,
+    },
+    Pending {
+        reply: Reply<Vec<InboxRow>>,
+    },
+    Get {
+        key: String,
+        reply: Reply<Option<String>>,
+    },
+    Put {
+        key: String,
+        value: Option<String>,
+        ttl: Option<Duration>,
+        reply: Reply<()>,
+    },
+    Ping {
+        reply: Reply<()>,
+    },
+}
+
+/// Handle to the state database. Cheap to clone; the writer thread ends when the last handle
+/// is dropped.
+#[derive(Clone)]
+pub struct StateStore {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl StateStore {
+    /// Opens (creating it and its directory if needed) and migrates the state database, and
+    /// starts its writer thread.
+    pub fn open(
+        path: &Path,
+        busy_timeout: Duration,
+        synchronous: Synchronous,
+    ) -> Result<Self, StateError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StateError::Directory(dir.display().to_string(), e))?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(busy_timeout)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let sync = match synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        crate::store::schema::ensure_not_newer(&conn, path, &MIGRATIONS)?;
+        MIGRATIONS.to_latest(&mut conn)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || Writer::new(conn).run(rx))
+            .map_err(|e| StateError::Directory("the state writer thread".into(), e))?;
+        Ok(StateStore { tx })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StateError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| StateError::Closed)?;
+        answer.await.map_err(|_| StateError::Closed)?
+    }
+
+    /// Puts `row` in the inbox unless its `update_id` was accepted in the last 24 h. True when
+    /// it is new; either way it is committed when this returns.
+    pub async fn accept(&self, row: InboxRow) -> Result<bool, StateError> {
+        self.ask(|reply| Command::Accept { row, reply }).await
+    }
+
+    /// Counts one more attempt at handling `update_id`; returns the attempts so far, this one
+    /// included (0 when the row is gone).
+    pub async fn begin(&self, update_id: i64) -> Result<u32, StateError> {
+        self.ask(|reply| Command::Begin { update_id, reply }).await
+    }
+
+    /// Records the upstream response that is answering `update_id`.
+    pub async fn set_response(&self, update_id: i64, response_id: &str) -> Result<(), StateError> {
+        let response_id = response_id.to_string();
+        self.ask(|reply| Command::SetResponse {
+            update_id,
+            response_id,
+            reply,
+        })
+        .await
+    }
+
+    /// Erases `update_id` from the inbox: it is handled.
+    pub async fn finish(&self, update_id: i64) -> Result<(), StateError> {
+        self.ask(|reply| Command::Finish { update_id, reply }).await
+    }
+
+    /// Every unfinished update, per user in `update_id` order.
+    pub async fn pending(&self) -> Result<Vec<InboxRow>, StateError> {
+        self.ask(|reply| Command::Pending { reply }).await
+    }
+
+    /// The value of `key`, unless expired.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StateError> {
+        let key = key.to_string();
+        self.ask(|reply| Command::Get { key, reply }).await
+    }
+
+    /// Sets `key` (expiring after `ttl`, or never), or removes it when `value` is `None`.
+    pub async fn put(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StateError> {
+        let (key, value) = (key.to_string(), value.map(str::to_string));
+        self.ask(|reply| Command::Put {
+            key,
+            value,
+            ttl,
+            reply,
+        })
+        .await
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), StateError> {
+        self.ask(|reply| Command::Ping { reply }).await
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

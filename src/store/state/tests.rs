@@ -1,0 +1,93 @@
+//! The state store against real SQLite files.
+
+use super::*;
+
+fn row(update_id: i64, user_id: i64) -> InboxRow {
+    InboxRow {
+        update_id,
+        user_id,
+        body: format!("{{\"update_id\":{update_id}}}").into_bytes(),
+        accepted_at: now_ms(),
+        attempts: 0,
+        response_id: None,
+    }
+}
+
+#[tokio::test]
+async fn inbox_dedups_orders_counts_and_forgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/state.db");
+    let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
+    assert!(store.accept(row(5, 2)).await.unwrap());
+    assert!(store.accept(row(3, 2)).await.unwrap());
+    assert!(store.accept(row(4, 1)).await.unwrap());
+    assert!(!store.accept(row(5, 2)).await.unwrap(), "a re-delivery");
+    assert_eq!(store.begin(3).await.unwrap(), 1);
+    assert_eq!(store.begin(3).await.unwrap(), 2);
+    store.set_response(3, "resp_1").await.unwrap();
+    let pending = store.pending().await.unwrap();
+    let order: Vec<i64> = pending.iter().map(|r| r.update_id).collect();
+    assert_eq!(order, vec![4, 3, 5]);
+    assert_eq!(pending[1].attempts, 2);
+    assert_eq!(pending[1].response_id.as_deref(), Some("resp_1"));
+    store.finish(3).await.unwrap();
+    assert_eq!(store.begin(3).await.unwrap(), 0);
+    assert!(
+        !store.accept(row(3, 2)).await.unwrap(),
+        "still seen after it is done"
+    );
+    drop(store);
+
+    // Reopened: the rest is still there.
+    let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
+    let order: Vec<i64> = store
+        .pending()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.update_id)
+        .collect();
+    assert_eq!(order, vec![4, 5]);
+}
+
+#[tokio::test]
+async fn user_state_expires_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(
+        &dir.path().join("state.db"),
+        Duration::from_secs(1),
+        Synchronous::Normal,
+    )
+    .unwrap();
+    store.put("a", Some("1"), None).await.unwrap();
+    store
+        .put("b", Some("2"), Some(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(store.get("a").await.unwrap().as_deref(), Some("1"));
+    assert_eq!(store.get("b").await.unwrap(), None);
+    store.put("a", None, None).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn concurrent_accepts_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(
+        &dir.path().join("state.db"),
+        Duration::from_secs(1),
+        Synchronous::Normal,
+    )
+    .unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.accept(row(i, i % 7)).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(store.pending().await.unwrap().len(), 200);
+}

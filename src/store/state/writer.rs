@@ -1,0 +1,242 @@
+//! The thread that owns the state database's connection: it runs every queued command of a
+//! batch in one transaction and answers each caller after the commit.
+
+use std::time::Instant;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc;
+
+use super::{BATCH_MAX, Command, InboxRow, Reply, SEEN_FOR, SWEEP_EVERY, StateError, now_ms};
+
+/// The thread that owns the connection.
+pub(super) struct Writer {
+    conn: Connection,
+    last_sweep: Instant,
+    /// Whether rows were deleted since the WAL was last truncated.
+    dirty: bool,
+}
+
+/// What to tell one caller once the batch is committed.
+enum Answer {
+    Bool(Reply<bool>, bool),
+    Count(Reply<u32>, u32),
+    Unit(Reply<()>),
+    Rows(Reply<Vec<InboxRow>>, Vec<InboxRow>),
+    Value(Reply<Option<String>>, Option<String>),
+}
+
+impl Answer {
+    fn send(self) {
+        // A caller that stopped waiting is no error.
+        match self {
+            Answer::Bool(r, v) => drop(r.send(Ok(v))),
+            Answer::Count(r, v) => drop(r.send(Ok(v))),
+            Answer::Unit(r) => drop(r.send(Ok(()))),
+            Answer::Rows(r, v) => drop(r.send(Ok(v))),
+            Answer::Value(r, v) => drop(r.send(Ok(v))),
+        }
+    }
+
+    fn fail(self, error: &StateError) {
+        let e = || clone_error(error);
+        match self {
+            Answer::Bool(r, _) => drop(r.send(Err(e()))),
+            Answer::Count(r, _) => drop(r.send(Err(e()))),
+            Answer::Unit(r) => drop(r.send(Err(e()))),
+            Answer::Rows(r, _) => drop(r.send(Err(e()))),
+            Answer::Value(r, _) => drop(r.send(Err(e()))),
+        }
+    }
+}
+
+/// Errors are not `Clone`; every caller of a failed batch gets the same message.
+fn clone_error(error: &StateError) -> StateError {
+    StateError::Batch(error.to_string())
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection) -> Self {
+        Writer {
+            conn,
+            last_sweep: Instant::now() - SWEEP_EVERY,
+            dirty: false,
+        }
+    }
+
+    pub(super) fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let mut batch = Vec::with_capacity(64);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch);
+            if rx.is_empty() {
+                self.upkeep();
+            }
+        }
+        self.truncate_wal();
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Command>) {
+        let mut answers = Vec::with_capacity(batch.len());
+        let result = (|| -> Result<(), StateError> {
+            let tx = self.conn.transaction()?;
+            for command in batch.drain(..) {
+                answers.push(apply(&tx, command)?);
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                for answer in answers {
+                    if matches!(answer, Answer::Unit(_)) {
+                        self.dirty = true;
+                    }
+                    answer.send();
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "state database write failed");
+                // The commands not reached were dropped with the batch: their callers see `Closed`.
+                for answer in answers {
+                    answer.fail(&error);
+                }
+            }
+        }
+    }
+
+    /// Sweeps old `seen` ids now and then, and truncates the WAL once the inbox is empty so
+    /// the text of handled updates does not stay in it.
+    fn upkeep(&mut self) {
+        if self.last_sweep.elapsed() >= SWEEP_EVERY {
+            self.last_sweep = Instant::now();
+            let before = now_ms() - SEEN_FOR.as_millis() as i64;
+            if let Err(e) = self
+                .conn
+                .execute("DELETE FROM seen WHERE at < ?1", [before])
+            {
+                tracing::warn!(error = %e, "could not sweep old update ids");
+            }
+        }
+        if self.dirty {
+            let empty: bool = self
+                .conn
+                .query_row("SELECT NOT EXISTS (SELECT 1 FROM inbox)", [], |r| r.get(0))
+                .unwrap_or(false);
+            if empty {
+                self.truncate_wal();
+            }
+        }
+    }
+
+    fn truncate_wal(&mut self) {
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
+            Ok(0) => self.dirty = false,
+            Ok(_) => {} // busy: a reader holds an old snapshot; try after the next batch
+            Err(e) => tracing::warn!(error = %e, "could not checkpoint the state database"),
+        }
+    }
+}
+
+fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxRow> {
+    Ok(InboxRow {
+        update_id: r.get(0)?,
+        user_id: r.get(1)?,
+        body: r.get(2)?,
+        accepted_at: r.get(3)?,
+        attempts: r.get(4)?,
+        response_id: r.get(5)?,
+    })
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, command: Command) -> Result<Answer, StateError> {
+    Ok(match command {
+        Command::Accept { row, reply } => {
+            let fresh = tx
+                .prepare_cached("INSERT OR IGNORE INTO seen (update_id, at) VALUES (?1, ?2)")?
+                .execute(params![row.update_id, now_ms()])?
+                == 1;
+            if fresh {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO inbox (update_id, user_id, body, accepted_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![row.update_id, row.user_id, row.body, row.accepted_at])?;
+            }
+            Answer::Bool(reply, fresh)
+        }
+        Command::Begin { update_id, reply } => {
+            let attempts: Option<u32> = tx
+                .prepare_cached(
+                    "UPDATE inbox SET attempts = attempts + 1 WHERE update_id = ?1 RETURNING attempts",
+                )?
+                .query_row([update_id], |r| r.get(0))
+                .optional()?;
+            Answer::Count(reply, attempts.unwrap_or(0))
+        }
+        Command::SetResponse {
+            update_id,
+            response_id,
+            reply,
+        } => {
+            tx.prepare_cached("UPDATE inbox SET response_id = ?2 WHERE update_id = ?1")?
+                .execute(params![update_id, response_id])?;
+            Answer::Unit(reply)
+        }
+        Command::Finish { update_id, reply } => {
+            tx.prepare_cached("DELETE FROM inbox WHERE update_id = ?1")?
+                .execute([update_id])?;
+            Answer::Unit(reply)
+        }
+        Command::Pending { reply } => {
+            let rows = tx
+                .prepare_cached(
+                    "SELECT update_id, user_id, body, accepted_at, attempts, response_id
+                     FROM inbox ORDER BY user_id, update_id",
+                )?
+                .query_map([], row_of)?
+                .collect::<Result<_, _>>()?;
+            Answer::Rows(reply, rows)
+        }
+        Command::Get { key, reply } => {
+            let value = tx
+                .prepare_cached(
+                    "SELECT value FROM user_state WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                )?
+                .query_row(params![key, now_ms()], |r| r.get(0))
+                .optional()?;
+            Answer::Value(reply, value)
+        }
+        Command::Put {
+            key,
+            value,
+            ttl,
+            reply,
+        } => {
+            match value {
+                Some(value) => {
+                    let expires = ttl.map(|t| now_ms() + t.as_millis() as i64);
+                    tx.prepare_cached(
+                        "INSERT INTO user_state (key, value, expires_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                    )?
+                    .execute(params![key, value, expires])?;
+                }
+                None => {
+                    tx.prepare_cached("DELETE FROM user_state WHERE key = ?1")?
+                        .execute([key])?;
+                }
+            }
+            Answer::Unit(reply)
+        }
+        Command::Ping { reply } => Answer::Unit(reply),
+    })
+}
