@@ -272,7 +272,6 @@ mod tests {
     use crate::secret::Secret;
     use crate::store::kv::Kv;
     use crate::store::state::InboxRow;
-    use crate::store::usage::Synchronous;
 
     fn update(update_id: i64, user: i64, text: &str) -> Update {
         serde_json::from_value(serde_json::json!({
@@ -287,12 +286,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_in_one_update_is_caught_and_the_next_one_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateStore::open(
-            &dir.path().join("state.db"),
-            Duration::from_secs(1),
-            Synchronous::Normal,
-        )
-        .unwrap();
+        let state = crate::store::state::open_in(dir.path());
         let handled = Arc::new(Mutex::new(Vec::new()));
         let service = {
             let handled = Arc::clone(&handled);

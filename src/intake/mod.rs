@@ -10,10 +10,9 @@ pub mod dispatch;
 pub mod lock;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::store::kv::Kv;
-use crate::store::state::{InboxRow, SEEN_FOR, StateError, StateStore};
+use crate::store::state::{InboxRow, SEEN_FOR, StateError, StateStore, now_ms};
 use crate::telegram::Update;
 pub use dispatch::{Dispatcher, Job, Limits, UpdateService};
 
@@ -65,13 +64,6 @@ fn relevant(update: &Update) -> Option<i64> {
         || update.chat_member.is_some()
         || update.my_chat_member.is_some();
     handled.then(|| update.user_id()).flatten()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl Intake {

@@ -215,11 +215,23 @@ impl StateStore {
     }
 }
 
-fn now_ms() -> i64 {
+/// Now, as the inbox stores times: unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+/// A state store in `dir` with the service's settings, for tests.
+#[cfg(test)]
+pub(crate) fn open_in(dir: &Path) -> StateStore {
+    StateStore::open(
+        &dir.join("state.db"),
+        Duration::from_secs(1),
+        Synchronous::Normal,
+    )
+    .unwrap()
 }
 
 #[cfg(test)]

@@ -53,12 +53,7 @@ async fn inbox_dedups_orders_counts_and_forgets() {
 #[tokio::test]
 async fn user_state_expires_and_is_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = StateStore::open(
-        &dir.path().join("state.db"),
-        Duration::from_secs(1),
-        Synchronous::Normal,
-    )
-    .unwrap();
+    let store = open_in(dir.path());
     store.put("a", Some("1"), None).await.unwrap();
     store
         .put("b", Some("2"), Some(Duration::from_millis(1)))
@@ -74,12 +69,7 @@ async fn user_state_expires_and_is_removed() {
 #[tokio::test]
 async fn concurrent_accepts_share_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let store = StateStore::open(
-        &dir.path().join("state.db"),
-        Duration::from_secs(1),
-        Synchronous::Normal,
-    )
-    .unwrap();
+    let store = open_in(dir.path());
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let store = store.clone();
