@@ -60,6 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         worst = worst.max(t.await?);
     }
     let elapsed = started.elapsed();
+    let batches = store.batches_written();
     store.close(Duration::from_secs(60)).await?;
 
     let t = Instant::now();
@@ -73,11 +74,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!(
         "record_usage: {rows} rows, {callers} callers, synchronous={synchronous:?}: {:.3} s, {:.0} rows/s, \
-         mean latency {:.2} ms, worst {:.2} ms; user_daily_usage: {:.1} µs per call",
+         mean latency {:.2} ms, worst {:.2} ms, {:.1} rows per commit; user_daily_usage: {:.1} µs per call",
         elapsed.as_secs_f64(),
         rows as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e3 * callers as f64 / rows as f64,
         worst.as_secs_f64() * 1e3,
+        rows as f64 / batches.max(1) as f64,
         lookup.as_secs_f64() * 1e6,
     );
     Ok(())

@@ -10,8 +10,8 @@ use rusqlite::Connection;
 use subgpt::store::usage::migrate::{LATEST_VERSION, MIGRATIONS};
 use subgpt::store::usage::{DayTotals, StoreError, UsageStore};
 use usage_db::{
-    Expected, check_rollups, create_python_db, day, insert_raw, raw_snapshot, row, sample_store,
-    user_version,
+    Expected, check_rollups, create_python_db, day, insert_raw, raw_count, raw_snapshot, row,
+    sample_store, user_version,
 };
 
 fn index_count(conn: &Connection) -> i64 {
@@ -239,4 +239,38 @@ async fn open_rejects_a_file_that_is_not_sqlite() {
         UsageStore::open(&path),
         Err(StoreError::NotSqlite(_))
     ));
+}
+
+fn pragma(path: &std::path::Path, name: &str) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, name, |r| r.get(0))
+        .unwrap()
+}
+
+/// A new file gets small pages (a commit writes each changed page whole, and a row changes a
+/// handful of scattered ones); an adopted file keeps its own.
+#[tokio::test]
+async fn new_files_get_small_pages_and_adopted_files_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh.db");
+    let store = UsageStore::open(&fresh).unwrap();
+    store
+        .record_usage(row(1, "one", "2025-01-01", 3))
+        .await
+        .unwrap();
+    store.close(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(pragma(&fresh, "page_size"), 1024);
+
+    let adopted = dir.path().join("adopted.db");
+    create_python_db(&adopted, &[(10, Some("ten"), "2024-12-30", 300)]);
+    let python_page_size = pragma(&adopted, "page_size");
+    let store = UsageStore::open(&adopted).unwrap();
+    store
+        .record_usage(row(11, "eleven", "2025-01-01", 3))
+        .await
+        .unwrap();
+    store.close(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(pragma(&adopted, "page_size"), python_page_size);
+    assert_eq!(raw_count(&adopted), 2);
 }
