@@ -83,13 +83,19 @@ impl Intake {
         &self.dispatcher
     }
 
+    /// Counts an update the bot does not handle; the webhook calls it for those it told apart
+    /// by their [`UpdateHead`](crate::telegram::UpdateHead) alone.
+    pub fn ignored() -> Outcome {
+        metrics::counter!("subgpt_updates_ignored_total").increment(1);
+        Outcome::Ignored
+    }
+
     /// Takes `update` in. When this returns `Ok`, the update is committed (or was seen, or is
     /// ignored) and Telegram may be told so; on `Err` nothing was accepted and Telegram should
     /// send it again.
     pub async fn accept(&self, update: Update) -> Result<Outcome, StateError> {
         let Some(user) = relevant(&update) else {
-            metrics::counter!("subgpt_updates_ignored_total").increment(1);
-            return Ok(Outcome::Ignored);
+            return Ok(Self::ignored());
         };
         metrics::counter!("subgpt_updates_received_total").increment(1);
         // Across instances. The in-process kv adds nothing to the inbox's own dedup.
@@ -174,5 +180,62 @@ impl Intake {
             );
         }
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::relevant;
+    use crate::telegram::{Update, UpdateHead};
+
+    /// The webhook answers an update whose head says "not handled" without parsing it whole:
+    /// that must never drop one `relevant` would take.
+    #[test]
+    fn the_head_agrees_with_the_full_update() {
+        let user = json!({"id": 7, "is_bot": false, "first_name": "A"});
+        let chat = |kind: &str| json!({"id": 7, "type": kind});
+        let member = json!({"chat": {"id": -1001, "type": "channel"}, "from": user, "date": 0,
+            "old_chat_member": {"status": "left", "user": user},
+            "new_chat_member": {"status": "member", "user": user}});
+        let message = |kind: &str, from: Option<&serde_json::Value>| {
+            let mut m = json!({"message_id": 1, "date": 0, "text": "hi", "chat": chat(kind)});
+            if let Some(from) = from {
+                m["from"] = from.clone();
+            }
+            m
+        };
+        let bodies = [
+            json!({"update_id": 1, "message": message("private", Some(&user))}),
+            json!({"update_id": 2, "message": message("private", None)}),
+            json!({"update_id": 3, "message": message("private", Some(&serde_json::Value::Null))}),
+            json!({"update_id": 4, "message": message("group", Some(&user))}),
+            json!({"update_id": 5, "message": message("supergroup", Some(&user))}),
+            json!({"update_id": 6, "message": message("channel", None)}),
+            // The same, with an escape in the chat type (read as an owned string).
+            json!({"update_id": 7, "message": message("private", Some(&user))}),
+            json!({"update_id": 8, "chat_member": member}),
+            json!({"update_id": 9, "my_chat_member": member}),
+            json!({"update_id": 10, "edited_message": message("private", Some(&user))}),
+            json!({"update_id": 11, "channel_post": message("channel", None)}),
+            json!({"update_id": 12, "callback_query": {"id": "1", "from": user}}),
+            json!({"update_id": 13}),
+        ];
+        for body in bodies {
+            let mut text = body.to_string();
+            if body["update_id"] == 7 {
+                text = text.replace(r#""private""#, r#""pri\u0076ate""#);
+            }
+            let update: Update = serde_json::from_str(&text).unwrap();
+            let head: UpdateHead = serde_json::from_str(&text).unwrap();
+            assert_eq!(head.handled(), relevant(&update).is_some(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_body_without_update_id_has_no_head() {
+        assert!(serde_json::from_str::<UpdateHead>(r#"{"message": {}}"#).is_err());
+        assert!(serde_json::from_str::<UpdateHead>(r#"{"update_id": "x"}"#).is_err());
     }
 }

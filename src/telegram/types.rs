@@ -2,7 +2,53 @@
 //!
 //! Unknown fields are ignored, so newer API versions don't break parsing.
 
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+
+/// Just enough of an update to tell whether the bot handles it, read without building the
+/// update: a busy bot in groups gets many it ignores, and the full parse (strings, entities,
+/// nested users) was half of the webhook's own work for those. [`UpdateHead::handled`] is
+/// true exactly when the bot handles the [`Update`] of the same body (see `intake`).
+#[derive(Debug, Deserialize)]
+pub struct UpdateHead<'a> {
+    /// Required, as in [`Update`]: a body without it is not an update.
+    #[allow(dead_code)]
+    update_id: i64,
+    #[serde(default, borrow)]
+    message: Option<MessageHead<'a>>,
+    #[serde(default)]
+    chat_member: Option<IgnoredAny>,
+    #[serde(default)]
+    my_chat_member: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageHead<'a> {
+    #[serde(borrow)]
+    chat: ChatHead<'a>,
+    #[serde(default)]
+    from: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+impl UpdateHead<'_> {
+    /// A private message with a sender, or a change of membership: what [`Update::private_message`]
+    /// and the membership fields select.
+    pub fn handled(&self) -> bool {
+        let private = self
+            .message
+            .as_ref()
+            .is_some_and(|m| m.chat.kind == "private" && m.from.is_some());
+        private || self.chat_member.is_some() || self.my_chat_member.is_some()
+    }
+}
 
 /// An incoming update. Only `update_id` is required: kinds the bot doesn't handle parse fine
 /// and are ignored.
