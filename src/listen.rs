@@ -12,6 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 
 /// How long open connections may take to finish once the listener stops.
@@ -36,10 +37,14 @@ pub async fn serve_http(
     timeouts: HttpTimeouts,
     stop: CancellationToken,
 ) {
-    let router = router.layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        timeouts.request,
-    ));
+    // Around the router as a whole: `Router::layer` would wrap every route in one more boxed
+    // service, cloned on every request.
+    let service = ServiceBuilder::new()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeouts.request,
+        ))
+        .service(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read);
@@ -59,7 +64,7 @@ pub async fn serve_http(
         let _ = stream.set_nodelay(true);
         let connection = http.serve_connection(
             TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
+            TowerToHyperService::new(service.clone()),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -4,20 +4,24 @@
 //! the update to the intake and answers 200 once the intake has committed it (or ignored it),
 //! before any upstream is asked. A failed commit is a 500, so Telegram sends it again.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::future::{BoxFuture, Either};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
+use tower::layer::layer_fn;
+use tower::{Service, ServiceBuilder};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -27,7 +31,7 @@ use crate::secret::Secret;
 use crate::store::kv::Kv;
 use crate::store::state::StateStore;
 use crate::store::usage::UsageStore;
-use crate::telegram::Update;
+use crate::telegram::{Update, UpdateHead};
 
 /// Largest accepted webhook body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -50,9 +54,12 @@ pub struct ServerState {
 }
 
 /// The router for `serve`. Bodies over [`MAX_BODY`] get 413: a declared one from
-/// [`refuse_declared_oversize`], one without Content-Length from `RequestBodyLimitLayer` when
+/// [`RefuseDeclaredOversize`], one without Content-Length from `RequestBodyLimitLayer` when
 /// it crosses the limit. Each request gets a span with its method and path only: no headers
 /// (the secret is one), no bodies.
+///
+/// The layers go on in one `layer` call: each call wraps every route in another boxed
+/// service, cloned (allocated) on every request.
 pub fn app(state: ServerState, webhook_path: &str) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
@@ -68,24 +75,50 @@ pub fn app(state: ServerState, webhook_path: &str) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(AppState(Arc::new(state)))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(middleware::from_fn(refuse_declared_oversize))
-        .layer(trace)
+        .layer(
+            ServiceBuilder::new()
+                .layer(trace)
+                .layer(layer_fn(|inner| RefuseDeclaredOversize { inner }))
+                .map_response(IntoResponse::into_response)
+                .layer(RequestBodyLimitLayer::new(MAX_BODY)),
+        )
 }
 
 /// Refuses a declared oversize before RequestBodyLimitLayer does, because that layer answers
 /// without reading the body, and closing a socket with unread data resets the connection
 /// before the client can read the 413. Here the body is read and dropped (bounded) first.
-async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY) {
-        discard(request.into_body()).await;
-        return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large");
+/// A plain service rather than `middleware::from_fn`, which boxes a future and the rest of
+/// the stack on every request.
+#[derive(Clone)]
+struct RefuseDeclaredOversize<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for RefuseDeclaredOversize<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<BoxFuture<'static, Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    next.run(request).await
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > MAX_BODY) {
+            return Either::Left(Box::pin(async move {
+                discard(request.into_body()).await;
+                Ok(reject(StatusCode::PAYLOAD_TOO_LARGE, "too large"))
+            }));
+        }
+        Either::Right(self.inner.call(request))
+    }
 }
 
 /// Reads and drops (a bounded amount of) a refused body, so the client gets to read the
@@ -130,6 +163,12 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
         Ok(body) => body,
         Err(_) => return reject(StatusCode::PAYLOAD_TOO_LARGE, "too large"),
     };
+    // Updates the bot does not handle (groups, channels, other kinds) are told apart by their
+    // head, without building them.
+    if serde_json::from_slice::<UpdateHead>(&body).is_ok_and(|head| !head.handled()) {
+        Intake::ignored();
+        return StatusCode::OK.into_response();
+    }
     let update: Update = match serde_json::from_slice(&body) {
         Ok(update) => update,
         Err(_) => return reject(StatusCode::BAD_REQUEST, "not an update"),
