@@ -5,6 +5,7 @@
 //! equal to the raw rows (see `rollups`). Each row's cost is priced as it is handed over.
 //! Nothing here ever stores message text.
 
+mod connection;
 mod error;
 pub mod migrate;
 pub mod queries;
@@ -32,6 +33,8 @@ pub use types::{
 
 use crate::prices::{Prices, Tokens};
 
+pub(crate) use connection::check_is_sqlite;
+use connection::{PAGE_SIZE, configure};
 use writer::{Counters, Job, Message, Writer, WriterConfig};
 
 /// The pool of SQLite connections every blocking call draws from.
@@ -116,7 +119,7 @@ where
 
 impl UsageStore {
     /// Opens (creating the parent directory and the file), applies embedded migrations in order
-    /// (rusqlite_migration, version in user_version), WAL mode, busy_timeout, r2d2 pool; starts the writer task.
+    /// (rusqlite_migration, version in user_version), WAL mode, busy_timeout, r2d2 pool; starts the writer thread.
     /// Must be called inside a tokio runtime. Blocks while migrating (migration 0003 on a
     /// 1M-row file, which recomputes every roll-up, took 8.9 s wall / 2 s CPU on a loaded
     /// 2-core machine), so call it at start-up.
@@ -227,7 +230,7 @@ impl UsageStore {
             })
     }
 
-    /// Hands the row to the writer task and waits until it is durable (committed). Group commit:
+    /// Hands the row to the writer thread and waits until it is durable (committed). Group commit:
     /// one writer batches whatever rows are queued into one transaction; every caller is told when its row is durable.
     pub async fn record_usage(&self, row: UsageRow) -> Result<(), StoreError> {
         let (done, committed) = oneshot::channel();
@@ -387,52 +390,5 @@ impl UsageStore {
                 pending: self.pending(),
             }),
         }
-    }
-}
-
-/// Page size of a new usage database. Every answer's row changes a handful of scattered pages
-/// (two indexes on `user_analytics`, three roll-ups), and a commit writes each changed page
-/// whole to the WAL: 1 KiB pages write a quarter of the bytes of SQLite's default 4 KiB, for
-/// rows of a few dozen bytes. `examples/bench_usage` (16 callers): 14,000 → 20,500 rows/s.
-const PAGE_SIZE: i64 = 1024;
-
-/// The WAL grows to about this much before it is checkpointed.
-const WAL_CHECKPOINT_BYTES: i64 = 32 << 20;
-
-/// The settings of every connection: the writer's and the pool's.
-fn configure(
-    conn: &mut Connection,
-    busy_timeout: Duration,
-    synchronous: Synchronous,
-) -> rusqlite::Result<()> {
-    conn.busy_timeout(busy_timeout)?;
-    let synchronous = match synchronous {
-        Synchronous::Normal => "NORMAL",
-        Synchronous::Full => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)?;
-    // Checkpoint less often than SQLite's default (1000 pages): each checkpoint costs two
-    // fsyncs (~15–35 ms on the test VM) whatever its size, and hot pages are copied back once
-    // per checkpoint. The WAL stays under ~WAL_CHECKPOINT_BYTES whatever the page size.
-    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-    conn.pragma_update(
-        None,
-        "wal_autocheckpoint",
-        WAL_CHECKPOINT_BYTES / page_size.max(512),
-    )?;
-    // SQLite's default page cache (2 MiB). A larger one made commits slower, not faster: the
-    // end of every write transaction scans the cache's hash table (16 MiB: 23 → 20k rows/s).
-    Ok(())
-}
-
-/// Turns SQLite's "file is not a database" into a clear error naming the file.
-pub(crate) fn check_is_sqlite(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    match conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(())) {
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::NotADatabase =>
-        {
-            Err(StoreError::NotSqlite(path.to_owned()))
-        }
-        other => Ok(other?),
     }
 }
