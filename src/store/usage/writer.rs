@@ -72,10 +72,12 @@ struct Outage {
 /// How often a back-off sleep looks for `close`.
 const SLEEP_SLICE: Duration = Duration::from_millis(10);
 
-/// How many times the writer yields, while fewer rows are queued than it committed last time,
-/// before it starts a batch: the callers it just woke are about to send their next rows, and a
-/// batch that waits a few microseconds for them saves a whole commit (group commit needs company).
-const GATHER_YIELDS: u32 = 8;
+/// How long the writer may wait for more rows before it starts a batch, while fewer are queued
+/// than callers were waiting on the last one: the callers it just woke are about to send their
+/// next rows, and a batch that waits some microseconds for them saves whole commits (group
+/// commit needs company). Rows nobody waits on (`record_in_background`, the service's own
+/// path) never make it wait.
+const GATHER_MAX: Duration = Duration::from_micros(100);
 
 impl Writer {
     /// Runs until `close` (or every sender is gone) and all rows are written.
@@ -84,22 +86,22 @@ impl Writer {
         let mut backoff =
             Policy::new(self.config.retry_min, self.config.retry_max, u32::MAX).backoff();
         let mut outage: Option<Outage> = None;
-        let mut last_batch = 1;
+        // Callers that waited on recent batches (a maximum that fades when they stop coming).
+        let mut expect: usize = 0;
         loop {
             if queue.is_empty() {
                 match self.rx.blocking_recv() {
                     Some(message) => self.take(message, &mut queue),
                     None => return,
                 }
-                let mut yields = 0;
+                let started = Instant::now();
                 loop {
                     self.gather(&mut queue);
-                    if queue.len() >= last_batch.min(self.config.batch_max)
-                        || yields == GATHER_YIELDS
+                    if queue.len() >= expect.min(self.config.batch_max)
+                        || started.elapsed() >= GATHER_MAX
                     {
                         break;
                     }
-                    yields += 1;
                     std::thread::yield_now();
                 }
                 if queue.is_empty() {
@@ -113,12 +115,13 @@ impl Writer {
             match write_batch(&mut self.conn, rows) {
                 Ok(()) => {
                     let tokens: i64 = queue.iter().take(n).map(|j| j.row.tokens_used.max(0)).sum();
+                    let waited = queue.iter().take(n).filter(|j| j.done.is_some()).count();
+                    expect = waited.max(expect.saturating_sub(1 + expect / 8));
                     for job in queue.drain(..n) {
                         if let Some(done) = job.done {
                             let _ = done.send(());
                         }
                     }
-                    last_batch = n;
                     let left = self.counters.pending.fetch_sub(n, Ordering::AcqRel) - n;
                     self.counters.batches.fetch_add(1, Ordering::AcqRel);
                     metrics::counter!("subgpt_usage_rows_written_total").increment(n as u64);
