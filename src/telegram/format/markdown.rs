@@ -43,7 +43,8 @@ pub(super) struct Builder {
     frames: Vec<Frame>,
     /// Separator owed before the next content; deferred so empty blocks leave no blank lines.
     pending: Option<Sep>,
-    /// Right after a bullet or `<blockquote>`, where a separator would only add a blank line.
+    /// Right after a bullet, where a separator would only add a blank line. (Right after an
+    /// opening tag `flush` drops the separator itself.)
     fresh: bool,
     visible: usize,
     budget: usize,
@@ -105,7 +106,6 @@ impl Builder {
             Tag::BlockQuote(_) => {
                 self.raise(Sep::Blank);
                 self.open_frame(Some(Element::new("<blockquote>", "</blockquote>")), None);
-                self.fresh = true;
             }
             Tag::CodeBlock(kind) => self.start_verbatim(language(&kind), true),
             Tag::HtmlBlock => self.start_verbatim(None, false),
@@ -147,6 +147,11 @@ impl Builder {
     }
 
     fn end(&mut self, tag: TagEnd) {
+        if matches!(tag, TagEnd::CodeBlock | TagEnd::HtmlBlock) {
+            // The block's text is written only now, so until then nothing followed the bullet.
+            self.flush_verbatim();
+            return;
+        }
         // An item or quote that ended empty must still be separated from what follows.
         self.fresh = false;
         match tag {
@@ -156,7 +161,6 @@ impl Builder {
                 self.close_frame();
                 self.raise(Sep::Blank);
             }
-            TagEnd::CodeBlock | TagEnd::HtmlBlock => self.flush_verbatim(),
             TagEnd::List(_) => {
                 self.lists.pop();
                 self.raise(self.list_sep());
@@ -183,11 +187,14 @@ impl Builder {
         }
     }
 
+    /// Writes the separator owed, except at the start or right after an opening tag: the tag's
+    /// own separator went before it, and one inside would start the quote with a blank line
+    /// that is not there when the tag does not fit the budget.
     fn flush(&mut self) {
         let Some(sep) = self.pending.take() else {
             return;
         };
-        if self.visible > 0 {
+        if self.visible > 0 && !matches!(self.atoms.last(), Some(Atom::Open(_))) {
             self.atoms.push(Atom::Break);
             let newlines = if sep == Sep::Blank { 2 } else { 1 };
             self.atoms

@@ -168,3 +168,30 @@ fn empty_blocks_leave_no_blank_lines() {
     assert_eq!(one("a\n\n#\n\nb"), "a\n\nb");
     assert_eq!(one("- a\n\n  ## ##\n- b"), "• a\n\n• b");
 }
+
+#[test]
+fn a_block_opening_a_quote_adds_no_blank_line_inside_it() {
+    // Found by the property tests: code and raw HTML blocks write their text at their end, by
+    // when the quote no longer counted as just opened, so `<blockquote>` began with "\n\n"
+    // (and the visible text differed when the quote tag did not fit the limit).
+    assert_eq!(
+        one("a\n\n>     code"),
+        "a\n\n<blockquote><pre>code</pre></blockquote>"
+    );
+    assert_eq!(
+        one("a\n\n> ```rust\n> x\n> ```\n\nb"),
+        "a\n\n<blockquote><pre><code class=\"language-rust\">x</code></pre></blockquote>\n\nb"
+    );
+    assert_eq!(
+        one("a\n\n> <div>x</div>"),
+        "a\n\n<blockquote>&lt;div&gt;x&lt;/div&gt;</blockquote>"
+    );
+    // An empty quote inside one (dropped, as quotes do not nest) used to do the same.
+    assert_eq!(one("a\n\n> >\n>\n> b"), "a\n\n<blockquote>b</blockquote>");
+}
+
+#[test]
+fn a_code_block_opening_an_item_follows_its_bullet() {
+    assert_eq!(one("- ```\n  x\n  ```\n- b"), "• <pre>x</pre>\n\n• b");
+    assert_eq!(one("- ```\n  ```\n  b"), "• b");
+}
