@@ -385,7 +385,13 @@ impl UsageStore {
         // The writer cannot be aborted mid-commit; past the timeout it is left to finish on its
         // own thread while the caller (the process, shutting down) goes on.
         match tokio::time::timeout(timeout, finished).await {
-            Ok(_) => Ok(()),
+            Ok(_) => match self.pending() {
+                0 => Ok(()),
+                // Only if the thread died (a panic): what it held is lost, and said so.
+                pending => Err(StoreError::Join(format!(
+                    "the usage writer stopped with {pending} rows unwritten"
+                ))),
+            },
             Err(_) => Err(StoreError::CloseTimeout {
                 pending: self.pending(),
             }),
