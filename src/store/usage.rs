@@ -49,6 +49,16 @@ pub enum Synchronous {
     Full,
 }
 
+impl Synchronous {
+    /// The value of `PRAGMA synchronous`.
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
 /// Tunables of [`UsageStore::open_with`]; [`Default`] is what the service uses.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {

@@ -131,11 +131,7 @@ impl StateStore {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        let sync = match synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        conn.pragma_update(None, "synchronous", sync)?;
+        conn.pragma_update(None, "synchronous", synchronous.pragma())?;
         conn.pragma_update(None, "secure_delete", "ON")?;
         crate::store::schema::ensure_not_newer(&conn, path, &MIGRATIONS)?;
         MIGRATIONS.to_latest(&mut conn)?;

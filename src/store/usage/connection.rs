@@ -25,11 +25,7 @@ pub(super) fn configure(
     synchronous: Synchronous,
 ) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
-    let synchronous = match synchronous {
-        Synchronous::Normal => "NORMAL",
-        Synchronous::Full => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "synchronous", synchronous.pragma())?;
     // Checkpoint less often than SQLite's default (1000 pages): each checkpoint costs two
     // fsyncs (~15–35 ms on the test VM) whatever its size, and hot pages are copied back once
     // per checkpoint. The WAL stays under ~WAL_CHECKPOINT_BYTES whatever the page size.
