@@ -86,7 +86,16 @@ async fn model_not_found_is_an_error_not_a_lost_conversation() {
 
 #[tokio::test]
 async fn a_conversation_openai_no_longer_knows_is_started_again() {
-    let app = TestApp::spawn().await;
+    started_again(TestApp::spawn().await).await;
+}
+
+/// The same without streaming: the background response is polled instead of streamed.
+#[tokio::test]
+async fn a_conversation_openai_no_longer_knows_is_started_again_without_streaming() {
+    started_again(Spawn::default().env("STREAMING", "off").start().await).await;
+}
+
+async fn started_again(app: TestApp) {
     app.send_text(1, 22, "first").await;
     app.wait_messages(22, 1).await;
     app.openai.with(|s| s.forget_conversations());

@@ -78,15 +78,27 @@ impl ResponsesConversations {
             let response = self.api.get_response(id).await?;
             return self.await_answer(response).await;
         }
+        self.in_conversation(user, |conversation| async move {
+            self.respond(&conversation, text, receipt).await
+        })
+        .await
+    }
+
+    /// Runs `ask` in the user's conversation, starting one if needed. Only OpenAI saying the
+    /// conversation itself is unknown loses it: then it is forgotten and `ask` runs once more
+    /// in a new one. A missing model, a bad key or a quota is an error for the user's apology,
+    /// and the mapping stays.
+    async fn in_conversation<T, F, Fut>(&self, user: i64, ask: F) -> Result<T, ConversationError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, ConversationError>>,
+    {
         let conversation = self.conversation(user).await?;
-        match self.respond(&conversation, text, receipt).await {
-            // Only OpenAI saying the conversation itself is unknown loses it; a missing model,
-            // a bad key or a quota is an error for the user's apology, and the mapping stays.
+        match ask(conversation).await {
             Err(ConversationError::OpenAi(e)) if e.is_conversation_not_found() => {
                 tracing::warn!(error = %e, "stored conversation is gone upstream; starting a new one");
                 self.state.remove(&self.key(user)).await?;
-                let conversation = self.conversation(user).await?;
-                self.respond(&conversation, text, receipt).await
+                ask(self.conversation(user).await?).await
             }
             other => other,
         }
@@ -109,22 +121,11 @@ impl ResponsesConversations {
             );
             self.api.resume_response(id, None, self.limit).await?
         } else {
-            let conversation = self.conversation(user).await?;
-            match self
-                .api
-                .stream_response(&self.create(&conversation, text), self.limit)
-                .await
-            {
-                Err(e) if e.is_conversation_not_found() => {
-                    tracing::warn!(error = %e, "stored conversation is gone upstream; starting a new one");
-                    self.state.remove(&self.key(user)).await?;
-                    let conversation = self.conversation(user).await?;
-                    self.api
-                        .stream_response(&self.create(&conversation, text), self.limit)
-                        .await?
-                }
-                other => other?,
-            }
+            self.in_conversation(user, |conversation| async move {
+                let create = self.create(&conversation, text);
+                Ok(self.api.stream_response(&create, self.limit).await?)
+            })
+            .await?
         };
         let how = Follow {
             api: &self.api,
