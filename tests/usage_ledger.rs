@@ -36,20 +36,10 @@ fn cost_rows(app: &TestApp) -> Vec<CostRow> {
     ) else {
         return Vec::new();
     };
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-        ))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    stmt.query_map([], |r| CostRow::try_from(r))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 async fn wait_cost_rows(app: &TestApp, n: usize) -> Vec<CostRow> {

@@ -99,13 +99,7 @@ impl Expected {
             .unwrap();
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                ))
+                <(i64, Option<String>, String, i64, Option<i64>)>::try_from(r)
             })
             .unwrap();
         let mut e = Expected::default();
@@ -231,19 +225,10 @@ pub fn raw_snapshot(conn: &Connection) -> Vec<(i64, i64, Option<String>, String,
     let mut stmt = conn
         .prepare("SELECT id, user_id, username, request_date, tokens_used, created_at FROM user_analytics ORDER BY id")
         .unwrap();
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-        ))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    stmt.query_map([], |r| r.try_into())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// `PRAGMA user_version`.
