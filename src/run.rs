@@ -19,7 +19,7 @@ use crate::intake::{Dispatcher, Intake, Limits};
 use crate::listen::{HttpTimeouts, serve_http};
 use crate::reply::Replier;
 use crate::retry::{Outcome, Policy};
-use crate::server::{self, ServerState};
+use crate::server::{self, ServerState, StopFlag};
 use crate::store::kv::Kv;
 use crate::store::state::StateStore;
 use crate::store::usage::{StoreOptions, Synchronous, UsageStore};
@@ -252,6 +252,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on BIND_ADDR {}", config.server.bind_addr))?;
     let running = start(config).await?;
     let stopping = CancellationToken::new();
+    let refusing = StopFlag::default();
     let state = ServerState {
         secret: running
             .config
@@ -263,7 +264,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         kv: running.kv.clone(),
         state: running.state.clone(),
         usage: running.usage.clone(),
-        stopping: stopping.clone(),
+        stopping: refusing.clone(),
         metrics: crate::telemetry::metrics(),
     };
     let router = server::app(state, &running.config.server.webhook_path);
@@ -279,11 +280,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::select! {
         _ = shutdown_signal() => {}
         result = &mut server => {
+            refusing.raise();
             stopping.cancel();
             running.drain().await;
             bail!("the HTTP server stopped unexpectedly: {result:?}");
         }
     }
+    refusing.raise();
     stopping.cancel();
     tracing::info!("shutting down: new updates get 503, finishing answers in flight");
     // The server keeps answering (503) while the answers in flight finish.

@@ -6,10 +6,11 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,6 @@ use futures::future::{BoxFuture, Either};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use tokio_util::sync::CancellationToken;
 use tower::layer::layer_fn;
 use tower::{Service, ServiceBuilder};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -48,8 +48,8 @@ pub struct ServerState {
     pub kv: Kv,
     pub state: StateStore,
     pub usage: UsageStore,
-    /// Cancelled when shutdown starts: the webhook answers 503 from then on.
-    pub stopping: CancellationToken,
+    /// Raised when shutdown starts: the webhook answers 503 from then on.
+    pub stopping: StopFlag,
     pub metrics: PrometheusHandle,
 }
 
@@ -138,6 +138,21 @@ async fn discard(body: Body) {
     let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
 
+/// Raised once shutdown starts. An atomic rather than `CancellationToken::is_cancelled`, which
+/// takes a mutex that every webhook request would contend for.
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 fn reject(status: StatusCode, reason: &'static str) -> Response {
     metrics::counter!("subgpt_updates_rejected_total", "reason" => reason).increment(1);
     (status, reason).into_response()
@@ -151,7 +166,7 @@ fn secret_matches(headers: &HeaderMap, secret: &Secret) -> bool {
 }
 
 async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> Response {
-    if state.stopping.is_cancelled() {
+    if state.stopping.is_raised() {
         return reject(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     // The secret is checked before a byte of the body is read.
@@ -166,9 +181,18 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
     // Updates the bot does not handle (groups, channels, other kinds) are told apart by their
     // head, without building them.
     if serde_json::from_slice::<UpdateHead>(&body).is_ok_and(|head| !head.handled()) {
-        Intake::ignored();
+        state.intake.ignored();
         return StatusCode::OK.into_response();
     }
+    // Boxed: accepting holds a whole `Update` and the inbox commit across awaits, a future
+    // many times the size of the rest of this one. Inline, it would make every request's
+    // future that large, and axum copies the future as it boxes it.
+    Box::pin(accept(&state, body)).await
+}
+
+/// Parses `body` and hands the update to the intake: 200 once it is committed, 400 for a body
+/// that is not an update, 500 when the inbox cannot take it (Telegram sends it again).
+async fn accept(state: &ServerState, body: Bytes) -> Response {
     let update: Update = match serde_json::from_slice(&body) {
         Ok(update) => update,
         Err(_) => return reject(StatusCode::BAD_REQUEST, "not an update"),

@@ -56,6 +56,9 @@ pub struct Intake {
     kv: Kv,
     ns: String,
     dispatcher: Arc<Dispatcher>,
+    /// `subgpt_updates_ignored_total`, registered once: looking it up by name on every ignored
+    /// update (there can be thousands a second) is a measurable share of their cost.
+    ignored: metrics::Counter,
 }
 
 /// The user an update is for, if the bot handles its kind.
@@ -75,6 +78,7 @@ impl Intake {
             kv,
             ns,
             dispatcher,
+            ignored: metrics::counter!("subgpt_updates_ignored_total"),
         }
     }
 
@@ -85,8 +89,8 @@ impl Intake {
 
     /// Counts an update the bot does not handle; the webhook calls it for those it told apart
     /// by their [`UpdateHead`](crate::telegram::UpdateHead) alone.
-    pub fn ignored() -> Outcome {
-        metrics::counter!("subgpt_updates_ignored_total").increment(1);
+    pub fn ignored(&self) -> Outcome {
+        self.ignored.increment(1);
         Outcome::Ignored
     }
 
@@ -95,7 +99,7 @@ impl Intake {
     /// send it again.
     pub async fn accept(&self, update: Update) -> Result<Outcome, StateError> {
         let Some(user) = relevant(&update) else {
-            return Ok(Self::ignored());
+            return Ok(self.ignored());
         };
         metrics::counter!("subgpt_updates_received_total").increment(1);
         // Across instances. The in-process kv adds nothing to the inbox's own dedup.
