@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use subgpt::config::{Config, Purpose, environment};
 
+/// jemalloc rather than glibc's malloc: with a thousand answers in flight glibc's malloc and
+/// free (chunk consolidation, unlinking) took about a sixth of the service's CPU in `perf`;
+/// with jemalloc the service used ~14% less CPU per answer in `examples/load answers`
+/// (1.04–1.09 ms against 1.23–1.27 ms, alternating runs), at the same peak RSS.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A Telegram channel's subscribers get a personal AI assistant; usage is counted, words are not kept.
 #[derive(Parser)]
 #[command(name = "subgpt", version, about)]
