@@ -106,8 +106,9 @@ async fn a_twenty_second_answer_gets_about_one_draft_a_second() {
 async fn a_server_without_drafts_gets_the_final_message_only() {
     let app = streaming_app("responses", &[]).await;
     app.telegram.with(|s| s.drafts_unsupported = true);
+    // Streamed over ~400 ms: long enough for a first draft (a quarter second in).
     app.openai
-        .with(|s| s.token_every = Duration::from_millis(20));
+        .with(|s| s.token_every = Duration::from_millis(100));
     app.send_text(1, USER, "first").await;
     assert_eq!(app.wait_messages(USER, 1).await, vec!["Echo: first"]);
     let tried = app.telegram.calls("sendMessageDraft").len();
@@ -232,6 +233,26 @@ async fn usage_is_recorded_from_the_stream_and_estimated_without_it() {
             assert!(tokens > 6, "{mode}: the reported usage ({tokens})");
             assert!(!app.logs().contains("recording an estimate"), "{mode}");
         }
+    }
+}
+
+#[tokio::test]
+async fn an_answer_streamed_at_once_gets_no_draft_in_both_modes() {
+    for mode in ["responses", "chat"] {
+        let app = streaming_app(mode, &[]).await;
+        // The whole answer arrives together, as a short answer from the model does.
+        app.openai.with(|s| {
+            s.delay = Duration::from_millis(100);
+            s.token_every = Duration::ZERO;
+        });
+        app.send_text(1, USER, "hi").await;
+        assert_eq!(app.wait_messages(USER, 1).await, vec!["Echo: hi"], "{mode}");
+        assert_eq!(app.openai.with(|s| s.streams_opened), 1, "{mode}: streamed");
+        // The drafts stop before the final message is sent: none can come after it.
+        assert!(
+            app.telegram.drafts(USER).is_empty(),
+            "{mode}: no draft flashes before a message that is already complete"
+        );
     }
 }
 

@@ -338,31 +338,24 @@ fn report(
     first_visible(rig, &by_user, answers, latency);
 }
 
-/// Time to first visible text: each answer's first draft after its first token, that is after
-/// the fake OpenAI received the answer's request + its time to the first token. A user's
-/// answers come in order, each with its own draft id, so the k-th draft id of a chat belongs
-/// to the k-th of its updates.
+/// How long after the first token could have come each answer showed its first text: its first
+/// draft, or its message when it went out without one (an answer complete before the first
+/// draft was due).
 fn first_visible(
     rig: &Rig,
     by_user: &HashMap<i64, Vec<&Sent>>,
-    _answers: &Answers,
+    answers: &Answers,
     first_token: Duration,
 ) {
-    let mut first_drafts: HashMap<i64, Vec<(i64, Instant)>> = HashMap::new();
+    // Per chat, in order: each draft and message Telegram took (true for a draft).
+    let mut shown: HashMap<i64, Vec<(Instant, bool)>> = HashMap::new();
     for c in rig.telegram.state.lock().calls.iter() {
-        if !(c.ok && c.method.ends_with("Draft")) {
+        let draft = c.method.ends_with("Draft");
+        if !(c.ok && (draft || c.method == "sendMessage" || c.method == "sendRichMessage")) {
             continue;
         }
         let chat = c.params["chat_id"].as_i64().unwrap_or_default();
-        let id = c.params["draft_id"].as_i64().unwrap_or_default();
-        let list = first_drafts.entry(chat).or_default();
-        if !list.iter().any(|(d, _)| *d == id) {
-            list.push((id, c.at));
-        }
-    }
-    if first_drafts.is_empty() {
-        println!("first visible text: no drafts (STREAMING=off, or not supported)");
-        return;
+        shown.entry(chat).or_default().push((c.at, draft));
     }
     // When the fake got each update's answer request (its input carries the update id).
     let asked: HashMap<i64, Instant> = rig.openai.with(|s| {
@@ -381,19 +374,34 @@ fn first_visible(
             .collect()
     });
     let mut waits = Vec::new();
+    let mut drafted = 0usize;
     for (user, list) in by_user {
-        let Some(drafts) = first_drafts.get(user) else {
+        let Some(events) = shown.get_mut(user) else {
             continue;
         };
-        for (s, (_, at)) in list.iter().zip(drafts) {
-            if let Some(started) = asked.get(&s.update_id) {
+        events.sort_by_key(|(at, _)| *at);
+        // Answers to one user come in update order: each one's first text is the first event
+        // after the previous answer's last message.
+        let mut previous: Option<Instant> = None;
+        for s in list {
+            let Some(&last) = answers.last.get(&s.update_id) else {
+                continue;
+            };
+            let first = events
+                .iter()
+                .find(|(at, _)| previous.is_none_or(|p| *at > p) && *at <= last);
+            if let (Some(&(at, draft)), Some(started)) = (first, asked.get(&s.update_id)) {
+                drafted += usize::from(draft);
                 waits.push(at.saturating_duration_since(*started + first_token));
             }
+            previous = Some(last);
         }
     }
     println!(
-        "first draft after the first token (first draft − (request at the fake + {} ms)): {}",
+        "first text shown after the first token (first draft, or the message when there was none, \
+         − (request at the fake + {} ms)): {}; {drafted} of {} answers showed a draft first",
         ms(first_token),
-        Percentiles::new(waits).summary()
+        Percentiles::new(waits.clone()).summary(),
+        waits.len(),
     );
 }

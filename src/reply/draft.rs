@@ -1,7 +1,8 @@
 //! Drafts: an answer shown while it is written (`sendMessageDraft`, or `sendRichMessageDraft`
 //! with rich messages), through one background task per answer that sends the newest text at
-//! most once a second: at once for the first text, then after a gap that widens when Telegram
-//! says 429 (its `retry_after` honoured). A draft refused with 400 or 404 turns drafts off for
+//! most once a second: a quarter second after the first text, then after a gap that widens when
+//! Telegram says 429 (its `retry_after` honoured). An answer finished within that quarter
+//! second goes out as the final message alone, without a draft flashing before it. A draft refused with 400 or 404 turns drafts off for
 //! the chat; the final message is sent either way, by the caller.
 
 use std::time::Duration;
@@ -12,6 +13,10 @@ use super::{RICH_MAX_CHARS, Replier};
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
 use crate::telegram::{ParseMode, TelegramError};
 
+/// The wait from the first text to the first draft (SPEC §5: within 1 s). Short answers are
+/// often complete by then; a draft for them would be one more Telegram call per answer, shown
+/// for a moment before the message replaces it.
+const FIRST_DRAFT_AFTER: Duration = Duration::from_millis(250);
 /// The usual gap between two drafts of one answer.
 const GAP: Duration = Duration::from_secs(1);
 /// The widest gap, however often Telegram asks to slow down.
@@ -47,6 +52,12 @@ impl Live {
 async fn run(replier: Replier, chat: i64, draft_id: i64, mut rx: watch::Receiver<String>) {
     let mut gap = GAP;
     let mut sent = 0u32;
+    // The task is aborted when the answer is done, so a finished answer gets no draft.
+    if rx.changed().await.is_err() {
+        return;
+    }
+    tokio::time::sleep(FIRST_DRAFT_AFTER).await;
+    rx.mark_changed();
     loop {
         // Waits for new text; the sender is gone when the answer is done.
         if rx.changed().await.is_err() {
