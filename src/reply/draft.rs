@@ -2,8 +2,9 @@
 //! with rich messages), through one background task per answer that sends the newest text at
 //! most once a second: a quarter second after the first text, then after a gap that widens when
 //! Telegram says 429 (its `retry_after` honoured). An answer finished within that quarter
-//! second goes out as the final message alone, without a draft flashing before it. A draft refused with 400 or 404 turns drafts off for
-//! the chat; the final message is sent either way, by the caller.
+//! second goes out as the final message alone, without a draft flashing before it. A draft
+//! refused with 400 or 404 turns drafts off for the chat; the final message is sent either
+//! way, by the caller.
 
 use std::time::Duration;
 
