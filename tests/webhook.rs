@@ -94,6 +94,33 @@ async fn the_ack_does_not_wait_for_openai() {
 }
 
 #[tokio::test]
+async fn answers_back_to_back_type_once_per_chat_every_few_seconds() {
+    let app = TestApp::spawn().await;
+    app.openai.with(|s| s.delay = Duration::from_millis(300));
+    for i in 0..3 {
+        app.send_text(20 + i, 7, &format!("queued {i}")).await;
+    }
+    app.send_text(30, 8, "another chat").await;
+    let texts = app.wait_messages(7, 3).await;
+    assert_eq!(
+        texts,
+        ["Echo: queued 0", "Echo: queued 1", "Echo: queued 2"]
+    );
+    app.wait_messages(8, 1).await;
+    // Three answers to chat 7 within about a second: one "typing…", not one per answer
+    // (Telegram: at most one chat action per chat every ~4 s). Chat 8 is not held back.
+    let typing = |chat: i64| {
+        app.telegram
+            .calls("sendChatAction")
+            .iter()
+            .filter(|c| c.params["chat_id"].as_i64() == Some(chat))
+            .count()
+    };
+    assert_eq!(typing(7), 1);
+    assert_eq!(typing(8), 1);
+}
+
+#[tokio::test]
 async fn a_repeated_update_is_handled_once_in_process() {
     let app = TestApp::spawn().await;
     for _ in 0..3 {

@@ -2,9 +2,11 @@
 //! intake delivers and the gate lets through.
 
 mod menu;
+mod typing;
 mod usage;
 
 pub use menu::{menu, register_menus};
+pub use typing::TypingClock;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,8 +25,6 @@ use crate::telegram::{Bot, Message, TelegramError, User};
 use crate::telemetry::reference_id;
 use crate::texts::{self, Lang, t};
 
-/// How often "typing…" is re-sent while the model works (Telegram shows it for ~5 s).
-const TYPING_EVERY: Duration = Duration::from_secs(4);
 /// Turns shown by `/history`.
 const HISTORY_TURNS: usize = 10;
 /// Characters of one turn shown by `/history`.
@@ -37,6 +37,8 @@ pub struct App {
     pub reply: Replier,
     pub conversations: Conversations,
     pub usage: UsageStore,
+    /// When each chat may next be sent "typing".
+    pub typing: TypingClock,
 }
 
 /// The bot as a service over updates that passed the gate.
@@ -176,23 +178,24 @@ impl App {
         }
     }
 
-    /// Sends "typing…" now and every few seconds until the returned guard is dropped; less
-    /// often when Telegram asks (429).
+    /// Sends "typing…" until the returned guard is dropped: at once, unless this chat was sent
+    /// one less than [`typing::TYPING_EVERY`] ago (its previous answer), then every few
+    /// seconds; later when Telegram asks (429).
     fn keep_typing(&self, chat: i64) -> AbortOnDrop {
         let telegram = self.telegram.clone();
+        let clock = self.typing.clone();
         AbortOnDrop(tokio::spawn(async move {
             loop {
-                let wait = match telegram.send_chat_action(chat, "typing").await {
+                tokio::time::sleep(clock.wait(chat)).await;
+                let result = telegram.send_chat_action(chat, "typing").await;
+                clock.sent(chat);
+                match result {
                     Err(TelegramError::RetryAfter { seconds, .. }) => {
-                        TYPING_EVERY.max(Duration::from_secs(seconds))
+                        clock.defer(chat, Duration::from_secs(seconds));
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "typing action failed");
-                        TYPING_EVERY
-                    }
-                    Ok(()) => TYPING_EVERY,
-                };
-                tokio::time::sleep(wait).await;
+                    Err(e) => tracing::debug!(error = %e, "typing action failed"),
+                    Ok(()) => {}
+                }
             }
         }))
     }
