@@ -178,8 +178,8 @@ impl App {
         }
     }
 
-    /// Sends "typing…" until the returned guard is dropped: at once, unless this chat was sent
-    /// one less than [`typing::TYPING_EVERY`] ago (its previous answer), then every few
+    /// Sends "typing…" until the returned guard is dropped: at once, unless the chat got one
+    /// within the last [`typing::TYPING_EVERY`] (for its previous answer), then every few
     /// seconds; later when Telegram asks (429).
     fn keep_typing(&self, chat: i64) -> AbortOnDrop {
         let telegram = self.telegram.clone();
