@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
-use crate::bot::{self, App, BotService, TypingClock};
+use crate::bot::{self, App, BotService};
 use crate::config::Config;
 use crate::conversation::{Conversations, UserState};
 use crate::gate::{Gate, GateLayer};
@@ -173,7 +173,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         reply: reply.clone(),
         conversations,
         usage: usage.clone(),
-        typing: TypingClock::default(),
     });
     let gate = Arc::new(Gate::new(
         config.gate.clone(),

@@ -2,16 +2,13 @@
 //! intake delivers and the gate lets through.
 
 mod menu;
-mod typing;
 mod usage;
 
 pub use menu::{menu, register_menus};
-pub use typing::TypingClock;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -21,7 +18,7 @@ use crate::intake::{Delivery, Receipt};
 use crate::openai::{Role, Turn};
 use crate::reply::Replier;
 use crate::store::usage::UsageStore;
-use crate::telegram::{Bot, Message, TelegramError, User};
+use crate::telegram::{Bot, Message, User};
 use crate::telemetry::reference_id;
 use crate::texts::{self, Lang, t};
 
@@ -37,8 +34,6 @@ pub struct App {
     pub reply: Replier,
     pub conversations: Conversations,
     pub usage: UsageStore,
-    /// When each chat may next be sent "typing".
-    pub typing: TypingClock,
 }
 
 /// The bot as a service over updates that passed the gate.
@@ -125,7 +120,7 @@ impl App {
         }
         let started = std::time::Instant::now();
         // "typing…" until the first draft shows (or, without drafts, until the answer).
-        let mut typing = Some(self.keep_typing(chat));
+        let mut typing = Some(self.reply.keep_typing(chat));
         let live = self.reply.live(chat);
         let result = match &live {
             Some(live) => {
@@ -176,28 +171,6 @@ impl App {
                     .await;
             }
         }
-    }
-
-    /// Sends "typing…" until the returned guard is dropped: at once, unless the chat got one
-    /// within the last [`typing::TYPING_EVERY`] (for its previous answer), then every few
-    /// seconds; later when Telegram asks (429).
-    fn keep_typing(&self, chat: i64) -> AbortOnDrop {
-        let telegram = self.telegram.clone();
-        let clock = self.typing.clone();
-        AbortOnDrop(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(clock.wait(chat)).await;
-                let result = telegram.send_chat_action(chat, "typing").await;
-                clock.sent(chat);
-                match result {
-                    Err(TelegramError::RetryAfter { seconds, .. }) => {
-                        clock.defer(chat, Duration::from_secs(seconds));
-                    }
-                    Err(e) => tracing::debug!(error = %e, "typing action failed"),
-                    Ok(()) => {}
-                }
-            }
-        }))
     }
 
     async fn reset(&self, chat: i64, user: &User) {
@@ -257,15 +230,6 @@ impl App {
         tracing::error!(error = %error, reference, "command failed");
         self.say(chat, &texts::apology(self.lang(user), &reference))
             .await;
-    }
-}
-
-/// Ends a background task when dropped, however the owner's scope is left.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

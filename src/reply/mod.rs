@@ -2,9 +2,10 @@
 //! texts, with plain text when Telegram refuses the HTML; answers as one rich message
 //! (Markdown) when rich messages are on and the answer fits their limits, else as HTML parts
 //! of at most 4096 characters (each re-sent as plain text if refused); and, while an answer
-//! is being written, drafts (see [`draft`]).
+//! is being written, drafts (see [`draft`]) and "typing…" (see [`typing`]).
 
 mod draft;
+mod typing;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 pub use draft::Live;
+pub use typing::Typing;
+use typing::TypingClock;
 
 use crate::config::TelegramConfig;
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
@@ -36,6 +39,8 @@ struct Inner {
     streaming: bool,
     /// Chats whose Telegram refused a draft (an older Bot API server): no more drafts there.
     no_drafts: Mutex<HashSet<i64>>,
+    /// When each chat may next be sent "typing".
+    typing: TypingClock,
 }
 
 impl Replier {
@@ -47,6 +52,7 @@ impl Replier {
                 rich: config.rich_messages,
                 streaming: config.streaming,
                 no_drafts: Mutex::new(HashSet::new()),
+                typing: TypingClock::default(),
             }),
         }
     }
@@ -110,6 +116,13 @@ impl Replier {
             return None;
         }
         Some(Live::start(self.clone(), chat))
+    }
+
+    /// "typing…" in `chat` until the returned guard is dropped: at once, unless the chat got
+    /// one for its previous answer less than a few seconds ago, then every few seconds; later
+    /// when Telegram asks (429).
+    pub fn keep_typing(&self, chat: i64) -> Typing {
+        Typing::start(self.inner.telegram.clone(), self.inner.typing.clone(), chat)
     }
 
     fn telegram(&self) -> &Bot {

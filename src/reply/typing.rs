@@ -9,8 +9,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::telegram::{Bot, TelegramError};
+
 /// The shortest gap between two chat actions to one chat (Telegram shows one for ~5 s).
-pub const TYPING_EVERY: Duration = Duration::from_secs(4);
+const TYPING_EVERY: Duration = Duration::from_secs(4);
 /// With this many chats known, the ones that may type again are forgotten (and then again at
 /// twice as many as are left, so the sweeps stay rare however many chats are busy).
 const FORGET_AT: usize = 1024;
@@ -18,7 +20,7 @@ const FORGET_AT: usize = 1024;
 /// When each chat may next be sent "typing". Shared by all answers; cheap to clone. A chat
 /// has one answer in progress at a time (its user's queue), so one loop asks per chat.
 #[derive(Clone, Default)]
-pub struct TypingClock(Arc<Mutex<Chats>>);
+pub(super) struct TypingClock(Arc<Mutex<Chats>>);
 
 #[derive(Default)]
 struct Chats {
@@ -28,7 +30,7 @@ struct Chats {
 
 impl TypingClock {
     /// How long to wait before "typing" may be sent to `chat`.
-    pub fn wait(&self, chat: i64) -> Duration {
+    fn wait(&self, chat: i64) -> Duration {
         let now = Instant::now();
         self.0
             .lock()
@@ -38,12 +40,12 @@ impl TypingClock {
     }
 
     /// "typing" was just sent to `chat` (or tried): the next one waits [`TYPING_EVERY`].
-    pub fn sent(&self, chat: i64) {
+    fn sent(&self, chat: i64) {
         self.not_before(chat, Instant::now() + TYPING_EVERY);
     }
 
     /// Telegram asked to wait `retry_after` before the next request to `chat`.
-    pub fn defer(&self, chat: i64, retry_after: Duration) {
+    fn defer(&self, chat: i64, retry_after: Duration) {
         self.not_before(chat, Instant::now() + retry_after);
     }
 
@@ -61,6 +63,36 @@ impl TypingClock {
     #[cfg(test)]
     fn chats(&self) -> usize {
         self.0.lock().next.len()
+    }
+}
+
+/// "typing…" in one chat while it lasts; dropping it stops.
+pub struct Typing(tokio::task::JoinHandle<()>);
+
+impl Drop for Typing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Typing {
+    /// Sends "typing…" to `chat` whenever `clock` allows: at once, unless the chat got one
+    /// within the last [`TYPING_EVERY`] (for its previous answer), then every few seconds.
+    pub(super) fn start(telegram: Bot, clock: TypingClock, chat: i64) -> Typing {
+        Typing(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(clock.wait(chat)).await;
+                let result = telegram.send_chat_action(chat, "typing").await;
+                clock.sent(chat);
+                match result {
+                    Err(TelegramError::RetryAfter { seconds, .. }) => {
+                        clock.defer(chat, Duration::from_secs(seconds));
+                    }
+                    Err(e) => tracing::debug!(error = %e, "typing action failed"),
+                    Ok(()) => {}
+                }
+            }
+        }))
     }
 }
 
