@@ -251,8 +251,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on BIND_ADDR {}", config.server.bind_addr))?;
     let running = start(config).await?;
-    let stopping = CancellationToken::new();
-    let refusing = StopFlag::default();
+    let stopping = StopFlag::default();
     let state = ServerState {
         secret: running
             .config
@@ -264,7 +263,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         kv: running.kv.clone(),
         state: running.state.clone(),
         usage: running.usage.clone(),
-        stopping: refusing.clone(),
+        stopping: stopping.clone(),
         metrics: crate::telemetry::metrics(),
     };
     let router = server::app(state, &running.config.server.webhook_path);
@@ -275,19 +274,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let mut server = tokio::spawn(serve_http(listener, router, timeouts, closed.clone()));
     tracing::info!(addr = %running.config.server.bind_addr, path = %running.config.server.webhook_path, "listening for webhook updates");
-    upkeep_metrics(stopping.clone());
+    upkeep_metrics(stopping.token());
 
     tokio::select! {
         _ = shutdown_signal() => {}
         result = &mut server => {
-            refusing.raise();
-            stopping.cancel();
+            stopping.raise();
             running.drain().await;
             bail!("the HTTP server stopped unexpectedly: {result:?}");
         }
     }
-    refusing.raise();
-    stopping.cancel();
+    stopping.raise();
     tracing::info!("shutting down: new updates get 503, finishing answers in flight");
     // The server keeps answering (503) while the answers in flight finish.
     running.drain().await;

@@ -20,6 +20,7 @@ use futures::future::{BoxFuture, Either};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
 use tower::layer::layer_fn;
 use tower::{Service, ServiceBuilder};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -138,18 +139,28 @@ async fn discard(body: Body) {
     let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
 
-/// Raised once shutdown starts. An atomic rather than `CancellationToken::is_cancelled`, which
-/// takes a mutex that every webhook request would contend for.
+/// Raised once shutdown starts: the webhook reads an atomic, because
+/// `CancellationToken::is_cancelled` takes a mutex that every request would contend for;
+/// whatever awaits the stop gets the token, cancelled in the same call.
 #[derive(Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag {
+    raised: Arc<AtomicBool>,
+    token: CancellationToken,
+}
 
 impl StopFlag {
     pub fn raise(&self) {
-        self.0.store(true, Ordering::Release);
+        self.raised.store(true, Ordering::Release);
+        self.token.cancel();
     }
 
     pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.raised.load(Ordering::Acquire)
+    }
+
+    /// The same stop, to await.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
     }
 }
 
