@@ -397,11 +397,11 @@ fn first_visible(
             previous = Some(last);
         }
     }
+    let shown_answers = waits.len();
     println!(
         "first text shown after the first token (first draft, or the message when there was none, \
-         − (request at the fake + {} ms)): {}; {drafted} of {} answers showed a draft first",
+         − (request at the fake + {} ms)): {}; {drafted} of {shown_answers} answers showed a draft first",
         ms(first_token),
-        Percentiles::new(waits.clone()).summary(),
-        waits.len(),
+        Percentiles::new(waits).summary(),
     );
 }
