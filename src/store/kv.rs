@@ -260,7 +260,10 @@ impl RedisKv {
         F: FnOnce(deadpool_redis::Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, KvError>>,
     {
-        let result = match self.pool.get().await {
+        // Boxed: deadpool's checkout future is ~6.9 KB, and inline it made every future that
+        // touches the kv (the gate, conversations, locks, so each answer's) that much larger,
+        // with or without Redis configured.
+        let result = match Box::pin(self.pool.get()).await {
             Ok(conn) => tokio::time::timeout(COMMAND_TIMEOUT, f(conn))
                 .await
                 .unwrap_or(Err(KvError::Timeout)),
