@@ -52,15 +52,18 @@ impl UpdateHead<'_> {
 
 /// An incoming update. Only `update_id` is required: kinds the bot doesn't handle parse fine
 /// and are ignored.
+///
+/// The membership changes are boxed: they are rare, and inline (464 bytes each) they made
+/// every update 1.2 KB instead of 280 bytes, in each queued job and in each answer's futures.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Update {
     pub update_id: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<Message>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat_member: Option<ChatMemberUpdated>,
+    pub chat_member: Option<Box<ChatMemberUpdated>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub my_chat_member: Option<ChatMemberUpdated>,
+    pub my_chat_member: Option<Box<ChatMemberUpdated>>,
 }
 
 impl Update {
