@@ -285,7 +285,10 @@ fn report(
     for s in sent.iter().filter(|s| s.status == 200) {
         by_user.entry(s.user).or_default().push(s);
     }
+    let asked = asked_at(rig);
     let mut overheads = Vec::with_capacity(acked);
+    // The same overhead in two parts: until the fake OpenAI got the request, and after.
+    let (mut before, mut after) = (Vec::with_capacity(acked), Vec::with_capacity(acked));
     for list in by_user.values_mut() {
         list.sort_by_key(|s| s.update_id);
         let mut previous: Option<Instant> = None;
@@ -295,14 +298,26 @@ fn report(
             };
             let from = previous.map_or(s.posted, |p| p.max(s.posted));
             overheads.push(last.saturating_duration_since(from).saturating_sub(latency));
+            if let Some(&started) = asked.get(&s.update_id) {
+                before.push(started.saturating_duration_since(from));
+                after.push(
+                    last.saturating_duration_since(started)
+                        .saturating_sub(latency),
+                );
+            }
             previous = Some(last);
         }
     }
-    let overhead = Percentiles::new(overheads);
     println!(
         "overhead per answer (last sendMessage − max(POST, previous answer) − {} ms): {}",
         ms(latency),
-        overhead.summary()
+        Percentiles::new(overheads).summary()
+    );
+    println!(
+        "  of which before the request reached the fake OpenAI: {}; after it (− {} ms): {}",
+        Percentiles::new(before).summary(),
+        ms(latency),
+        Percentiles::new(after).summary()
     );
 
     let delivered = per_update.len().max(1) as f64;
@@ -335,30 +350,12 @@ fn report(
             ms(cpu) / delivered
         );
     }
-    first_visible(rig, &by_user, answers, latency);
+    first_visible(rig, &by_user, answers, &asked, latency);
 }
 
-/// How long after the first token could have come each answer showed its first text: its first
-/// draft, or its message when it went out without one (an answer complete before the first
-/// draft was due).
-fn first_visible(
-    rig: &Rig,
-    by_user: &HashMap<i64, Vec<&Sent>>,
-    answers: &Answers,
-    first_token: Duration,
-) {
-    // Per chat, in order: each draft and message Telegram took (true for a draft).
-    let mut shown: HashMap<i64, Vec<(Instant, bool)>> = HashMap::new();
-    for c in rig.telegram.state.lock().calls.iter() {
-        let draft = c.method.ends_with("Draft");
-        if !(c.ok && (draft || c.method == "sendMessage" || c.method == "sendRichMessage")) {
-            continue;
-        }
-        let chat = c.params["chat_id"].as_i64().unwrap_or_default();
-        shown.entry(chat).or_default().push((c.at, draft));
-    }
-    // When the fake got each update's answer request (its input carries the update id).
-    let asked: HashMap<i64, Instant> = rig.openai.with(|s| {
+/// When the fake OpenAI got each update's answer request (its input carries the update id).
+fn asked_at(rig: &Rig) -> HashMap<i64, Instant> {
+    rig.openai.with(|s| {
         s.requests
             .iter()
             .filter_map(|r| {
@@ -372,7 +369,29 @@ fn first_visible(
                 Some((update_of(&input)?, r.started))
             })
             .collect()
-    });
+    })
+}
+
+/// How long after the first token could have come each answer showed its first text: its first
+/// draft, or its message when it went out without one (an answer complete before the first
+/// draft was due).
+fn first_visible(
+    rig: &Rig,
+    by_user: &HashMap<i64, Vec<&Sent>>,
+    answers: &Answers,
+    asked: &HashMap<i64, Instant>,
+    first_token: Duration,
+) {
+    // Per chat, in order: each draft and message Telegram took (true for a draft).
+    let mut shown: HashMap<i64, Vec<(Instant, bool)>> = HashMap::new();
+    for c in rig.telegram.state.lock().calls.iter() {
+        let draft = c.method.ends_with("Draft");
+        if !(c.ok && (draft || c.method == "sendMessage" || c.method == "sendRichMessage")) {
+            continue;
+        }
+        let chat = c.params["chat_id"].as_i64().unwrap_or_default();
+        shown.entry(chat).or_default().push((c.at, draft));
+    }
     let mut waits = Vec::new();
     let mut drafted = 0usize;
     for (user, list) in by_user {
