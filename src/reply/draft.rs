@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{RICH_MAX_CHARS, Replier};
 use crate::telegram::format::{self, TELEGRAM_LIMIT};
@@ -25,14 +26,9 @@ const MAX_GAP: Duration = Duration::from_secs(60);
 
 /// The drafts of one answer; dropping it stops them.
 pub struct Live {
+    /// First, so the task is aborted before the text's sender goes.
+    _task: AbortOnDropHandle<()>,
     text: watch::Sender<String>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl Live {
@@ -40,8 +36,8 @@ impl Live {
         let (text, rx) = watch::channel(String::new());
         // One non-zero id per answer: Telegram animates the changes of one draft.
         let draft_id = i64::from(fastrand::i32(1..));
-        let task = tokio::spawn(run(replier, chat, draft_id, rx));
-        Live { text, task }
+        let task = AbortOnDropHandle::new(tokio::spawn(run(replier, chat, draft_id, rx)));
+        Live { _task: task, text }
     }
 
     /// The answer so far (the whole of it, Markdown).

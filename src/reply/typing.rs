@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::telegram::{Bot, TelegramError};
 
@@ -67,19 +68,15 @@ impl TypingClock {
 }
 
 /// "typing…" in one chat while it lasts; dropping it stops.
-pub struct Typing(tokio::task::JoinHandle<()>);
-
-impl Drop for Typing {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+pub struct Typing {
+    _task: AbortOnDropHandle<()>,
 }
 
 impl Typing {
     /// Sends "typing…" to `chat` whenever `clock` allows: at once, unless the chat got one
     /// within the last [`TYPING_EVERY`] (for its previous answer), then every few seconds.
     pub(super) fn start(telegram: Bot, clock: TypingClock, chat: i64) -> Typing {
-        Typing(tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(clock.wait(chat)).await;
                 let result = telegram.send_chat_action(chat, "typing").await;
@@ -92,7 +89,10 @@ impl Typing {
                     Ok(()) => {}
                 }
             }
-        }))
+        });
+        Typing {
+            _task: AbortOnDropHandle::new(task),
+        }
     }
 }
 
