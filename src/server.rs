@@ -195,10 +195,7 @@ async fn webhook(State(AppState(state)): State<AppState>, request: Request) -> R
         state.intake.ignored();
         return StatusCode::OK.into_response();
     }
-    // Boxed: accepting holds a whole `Update` and the inbox commit across awaits, a future
-    // many times the size of the rest of this one. Inline, it would make every request's
-    // future that large, and axum copies the future as it boxes it.
-    Box::pin(accept(&state, body)).await
+    accept(&state, body).await
 }
 
 /// Parses `body` and hands the update to the intake: 200 once it is committed, 400 for a body
