@@ -121,8 +121,8 @@ impl App {
         let started = std::time::Instant::now();
         // "typing…" until the first draft shows (or, without drafts, until the answer).
         let mut typing = Some(self.reply.keep_typing(chat));
-        let live = self.reply.live(chat);
-        let result = match &live {
+        let mut live = self.reply.live(chat);
+        let result = match &mut live {
             Some(live) => {
                 let mut on_text = |so_far: &str| {
                     typing.take();
@@ -132,7 +132,9 @@ impl App {
                     .reply_live(user.id, text, receipt, &mut on_text)
                     .await
             }
-            None => self.conversations.reply(user.id, text, receipt).await,
+            // Boxed: the unstreamed answer's future is the larger one, and inline it would
+            // set the size of every answer's future, streamed or not.
+            None => Box::pin(self.conversations.reply(user.id, text, receipt)).await,
         };
         drop(typing);
         drop(live);

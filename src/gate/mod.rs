@@ -73,7 +73,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            if gate.admit(&delivery.update, &reply).await {
+            // Boxed, so the check's future is freed before the bot runs instead of being
+            // held beside it for the whole answer.
+            if Box::pin(gate.admit(&delivery.update, &reply)).await {
                 inner.call(delivery).await
             } else {
                 Ok(())

@@ -26,33 +26,50 @@ const MAX_GAP: Duration = Duration::from_secs(60);
 
 /// The drafts of one answer; dropping it stops them.
 pub struct Live {
+    replier: Replier,
+    chat: i64,
+    /// Started by the first text: while the model has written nothing, no task waits.
+    drafting: Option<Drafting>,
+}
+
+/// The task that sends the drafts, and the newest text it sends from.
+struct Drafting {
     /// First, so the task is aborted before the text's sender goes.
     _task: AbortOnDropHandle<()>,
     text: watch::Sender<String>,
 }
 
 impl Live {
-    pub(super) fn start(replier: Replier, chat: i64) -> Live {
-        let (text, rx) = watch::channel(String::new());
-        // One non-zero id per answer: Telegram animates the changes of one draft.
-        let draft_id = i64::from(fastrand::i32(1..));
-        let task = AbortOnDropHandle::new(tokio::spawn(run(replier, chat, draft_id, rx)));
-        Live { _task: task, text }
+    pub(super) fn new(replier: Replier, chat: i64) -> Live {
+        Live {
+            replier,
+            chat,
+            drafting: None,
+        }
     }
 
     /// The answer so far (the whole of it, Markdown).
-    pub fn update(&self, text: &str) {
-        self.text.send_replace(text.to_string());
+    pub fn update(&mut self, text: &str) {
+        if let Some(drafting) = &self.drafting {
+            drafting.text.send_replace(text.to_string());
+            return;
+        }
+        let (sender, rx) = watch::channel(text.to_string());
+        // One non-zero id per answer: Telegram animates the changes of one draft.
+        let draft_id = i64::from(fastrand::i32(1..));
+        let task = tokio::spawn(run(self.replier.clone(), self.chat, draft_id, rx));
+        self.drafting = Some(Drafting {
+            _task: AbortOnDropHandle::new(task),
+            text: sender,
+        });
     }
 }
 
+/// Sends drafts from the first text (already in `rx`) until the answer is done.
 async fn run(replier: Replier, chat: i64, draft_id: i64, mut rx: watch::Receiver<String>) {
     let mut gap = GAP;
     let mut sent = 0u32;
     // The task is aborted when the answer is done, so a finished answer gets no draft.
-    if rx.changed().await.is_err() {
-        return;
-    }
     tokio::time::sleep(FIRST_DRAFT_AFTER).await;
     rx.mark_changed();
     loop {

@@ -115,7 +115,7 @@ impl Replier {
         if !self.inner.streaming || self.inner.no_drafts.lock().contains(&chat) {
             return None;
         }
-        Some(Live::start(self.clone(), chat))
+        Some(Live::new(self.clone(), chat))
     }
 
     /// "typing…" in `chat` until the returned guard is dropped: at once, unless the chat got
