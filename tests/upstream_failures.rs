@@ -209,3 +209,41 @@ async fn a_read_that_timed_out_is_asked_again() {
         "the GET timed out once and was sent again"
     );
 }
+
+#[tokio::test]
+async fn telegram_requests_in_flight_are_bounded() {
+    use std::sync::Arc;
+
+    use subgpt::secret::Secret;
+    use subgpt::telegram::{Bot, MAX_IN_FLIGHT};
+
+    let fake = telegram::FakeTelegram::start().await;
+    let hold = Arc::new(tokio::sync::Semaphore::new(0));
+    fake.with(|s| s.hold_messages = Some(Arc::clone(&hold)));
+    let bot = Bot::new(&fake.url, Secret::new(telegram::TOKEN));
+    let total = MAX_IN_FLIGHT + 8;
+    let sends: Vec<_> = (0..total)
+        .map(|i| {
+            let bot = bot.clone();
+            tokio::spawn(async move { bot.send_message(30, &format!("part {i}"), None).await })
+        })
+        .collect();
+    // Every request is either held by the fake or waiting for a turn.
+    eventually(
+        "all requests in flight or waiting",
+        Duration::from_secs(20),
+        || fake.with(|s| s.messages_in_flight) + bot.waiting_for_turn() == total,
+    )
+    .await;
+    assert_eq!(bot.waiting_for_turn(), total - MAX_IN_FLIGHT);
+    hold.add_permits(total);
+    for send in sends {
+        send.await.expect("no panic").expect("sent");
+    }
+    assert_eq!(fake.calls("sendMessage").len(), total, "all were sent");
+    assert_eq!(
+        fake.with(|s| s.max_messages_in_flight),
+        MAX_IN_FLIGHT,
+        "the rest waited for a turn"
+    );
+}

@@ -62,6 +62,11 @@ pub struct TelegramState {
     pub draft_floods: u32,
     /// `sendRichMessage` answers 400 with this description.
     pub reject_rich: Option<String>,
+    /// When set, each sendMessage waits for a permit from it before it is answered.
+    pub hold_messages: Option<Arc<tokio::sync::Semaphore>>,
+    /// sendMessage requests being answered right now, and the most there ever were.
+    pub messages_in_flight: usize,
+    pub max_messages_in_flight: usize,
 }
 
 /// The fake server and its state.
@@ -283,6 +288,18 @@ async fn handle(
     }
     if method == "getUpdates" {
         return get_updates(&state, params).await;
+    }
+    if method == "sendMessage" {
+        let hold = {
+            let mut s = state.lock();
+            s.messages_in_flight += 1;
+            s.max_messages_in_flight = s.max_messages_in_flight.max(s.messages_in_flight);
+            s.hold_messages.clone()
+        };
+        if let Some(hold) = hold {
+            hold.acquire().await.expect("the test's semaphore").forget();
+        }
+        state.lock().messages_in_flight -= 1;
     }
     if method == "sendMessage"
         && let Some(response) = scripted_failure(&mut state.lock(), &params)
