@@ -1,6 +1,6 @@
 //! Upstream failures (SPEC §5, "Retries never bill twice", "Bounded work"): what is sent
 //! again and what is not, which OpenAI errors lose a conversation, a paging cursor that never
-//! moves, and Telegram sends that fail on the way.
+//! moves, Telegram sends that fail on the way, and how many are in flight at once.
 
 mod support;
 

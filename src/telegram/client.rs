@@ -3,6 +3,8 @@
 //! The bot token is part of every URL, so no error from here ever carries a URL: reqwest
 //! errors are stripped of it before they leave this module.
 
+mod methods;
+
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -10,8 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use super::error::TelegramError;
 use super::turns::{MAX_IN_FLIGHT, Turns};
-
-mod methods;
 use crate::retry::Policy;
 use crate::secret::Secret;
 
