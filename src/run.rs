@@ -65,8 +65,9 @@ fn get_me_outcome(error: &TelegramError) -> Outcome {
             Outcome::RateLimited(Some(Duration::from_secs(*seconds)))
         }
         TelegramError::Http { source, .. } => Outcome::of_transport(source),
-        // A proxy's error page during an outage; getMe is safe to ask again.
-        TelegramError::Decode { .. } => Outcome::Unknown,
+        // A proxy's error page during an outage (or a skipped call, which getMe never is:
+        // it waits for its turn); getMe is safe to ask again.
+        TelegramError::Decode { .. } | TelegramError::Busy { .. } => Outcome::Unknown,
     }
 }
 

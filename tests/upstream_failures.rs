@@ -211,11 +211,11 @@ async fn a_read_that_timed_out_is_asked_again() {
 }
 
 #[tokio::test]
-async fn telegram_requests_in_flight_are_bounded() {
+async fn telegram_requests_in_flight_are_bounded_and_drafts_do_not_queue() {
     use std::sync::Arc;
 
     use subgpt::secret::Secret;
-    use subgpt::telegram::{Bot, MAX_IN_FLIGHT};
+    use subgpt::telegram::{Bot, MAX_IN_FLIGHT, TelegramError};
 
     let fake = telegram::FakeTelegram::start().await;
     let hold = Arc::new(tokio::sync::Semaphore::new(0));
@@ -236,11 +236,33 @@ async fn telegram_requests_in_flight_are_bounded() {
     )
     .await;
     assert_eq!(bot.waiting_for_turn(), total - MAX_IN_FLIGHT);
+    // Best-effort calls do not queue behind them: skipped at once, nothing sent.
+    let typing = tokio::time::timeout(Duration::from_secs(5), bot.send_chat_action(30, "typing"))
+        .await
+        .expect("not held up");
+    assert!(
+        matches!(typing, Err(TelegramError::Busy { .. })),
+        "{typing:?}"
+    );
+    let draft = tokio::time::timeout(
+        Duration::from_secs(5),
+        bot.send_message_draft(30, 1, "so far", None),
+    )
+    .await
+    .expect("not held up");
+    assert!(
+        matches!(draft, Err(TelegramError::Busy { .. })),
+        "{draft:?}"
+    );
     hold.add_permits(total);
     for send in sends {
         send.await.expect("no panic").expect("sent");
     }
     assert_eq!(fake.calls("sendMessage").len(), total, "all were sent");
+    assert!(fake.calls("sendChatAction").is_empty());
+    assert!(fake.calls("sendMessageDraft").is_empty());
+    // With turns free again, they go out.
+    bot.send_chat_action(30, "typing").await.expect("sent");
     assert_eq!(
         fake.with(|s| s.max_messages_in_flight),
         MAX_IN_FLIGHT,

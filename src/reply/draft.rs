@@ -98,6 +98,8 @@ async fn run(replier: Replier, chat: i64, draft_id: i64, mut rx: watch::Receiver
                 replier.refuse_drafts(chat);
                 return;
             }
+            // Every request turn was taken: this draft is skipped, the next one tries again.
+            Err(TelegramError::Busy { .. }) => gap = GAP,
             Err(e) => {
                 gap = (gap * 2).min(MAX_GAP);
                 tracing::debug!(error = %e, "a draft failed");

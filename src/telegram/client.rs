@@ -119,8 +119,10 @@ impl Bot {
         .await
     }
 
-    /// Calls `method` once: no retry, a 429 comes back as [`TelegramError::RetryAfter`] for
-    /// the caller to pace itself (drafts, which are stale by the time a retry would land).
+    /// Calls `method` once, best effort: no retry, a 429 comes back as
+    /// [`TelegramError::RetryAfter`] for the caller to pace itself (drafts, which are stale by
+    /// the time a retry would land), and nothing is sent while every turn is taken
+    /// ([`TelegramError::Busy`]; see [`super::turns`]).
     pub async fn call_once<P, R>(
         &self,
         method: &'static str,
@@ -136,7 +138,10 @@ impl Bot {
             .post(self.url(method))
             .json(params)
             .timeout(timeout);
-        self.send(method, request).await
+        let Some(_turn) = self.turns.try_take() else {
+            return Err(TelegramError::Busy { method });
+        };
+        self.exchange(method, request).await
     }
 
     /// Sends the request `build` makes; after a failure the policy allows to repeat (429, 5xx,
@@ -160,13 +165,22 @@ impl Bot {
         format!("{}/bot{}/{}", self.base, self.token.expose(), method)
     }
 
+    /// Sends the request once its turn comes (see [`super::turns`]).
     async fn send<R: DeserializeOwned>(
         &self,
         method: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<R, TelegramError> {
-        // Held until the body is read.
         let _turn = self.turns.take().await;
+        self.exchange(method, request).await
+    }
+
+    /// Sends the request and reads its answer; the caller holds a turn until this ends.
+    async fn exchange<R: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<R, TelegramError> {
         let response = request.send().await.map_err(|e| {
             metrics::counter!("subgpt_telegram_requests_total", "method" => method, "status" => "error").increment(1);
             TelegramError::Http { method, source: e.without_url() }

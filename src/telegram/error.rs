@@ -23,6 +23,9 @@ pub enum TelegramError {
         method: &'static str,
         source: reqwest::Error,
     },
+    /// Not sent: a best-effort call (a draft, "typing…") while every turn was taken.
+    #[error("Telegram {method}: skipped, every request turn was taken")]
+    Busy { method: &'static str },
     /// The answer was not what the Bot API documents.
     #[error("Telegram {method}: unexpected answer: {detail}")]
     Decode {
@@ -121,7 +124,7 @@ impl TelegramError {
             }
             TelegramError::Api { code, .. } => Outcome::of_status(*code, None),
             TelegramError::Http { source, .. } => Outcome::of_transport(source),
-            TelegramError::Decode { .. } => Outcome::Fatal,
+            TelegramError::Decode { .. } | TelegramError::Busy { .. } => Outcome::Fatal,
         }
     }
 }

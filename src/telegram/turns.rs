@@ -1,5 +1,6 @@
-//! Turns for Bot API requests: at most so many in flight at once per process; the rest wait,
-//! first come, first served.
+//! Turns for Bot API requests: at most so many in flight at once per process. Requests that
+//! matter (messages, membership checks) wait for one, first come, first served; best-effort
+//! ones (drafts, "typing…") are skipped when none is free, so they never hold up an answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,12 +9,12 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Bot API requests in flight at once, per process. Each holds an HTTP/1.1 connection (about
 /// 26 KB of buffers), so an unbounded burst (a thousand answers finishing together on a busy
-/// host) would hold hundreds of them. At a 100 ms round trip this still allows over 1,000
-/// requests a second, far above the "30 messages per second or so" the Bot FAQ gives as a
-/// bot's limit for messages to many users
+/// host) would hold hundreds of them. At a 100 ms round trip this still allows 640 requests a
+/// second, far above the "30 messages per second or so" the Bot FAQ gives as a bot's limit
+/// for messages to many users
 /// (core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this, read
 /// 2026-12-07).
-pub const MAX_IN_FLIGHT: usize = 128;
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// The turns, shared by the clones of one client.
 #[derive(Clone)]
@@ -45,6 +46,11 @@ impl Turns {
             .expect("the semaphore is never closed")
     }
 
+    /// A turn if one is free now.
+    pub(super) fn try_take(&self) -> Option<SemaphorePermit<'_>> {
+        self.permits.try_acquire().ok()
+    }
+
     /// Requests waiting for a turn right now.
     pub(super) fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
@@ -74,6 +80,7 @@ mod tests {
         // Given up while waiting (the request was dropped).
         drop(second);
         assert_eq!(turns.waiting(), 0);
+        assert!(turns.try_take().is_none(), "the only turn is taken");
         let mut third = Box::pin(turns.take());
         assert!(futures::poll!(third.as_mut()).is_pending());
         drop(first);
