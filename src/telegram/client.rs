@@ -133,14 +133,14 @@ impl Bot {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
+        let Some(_turn) = self.turns.try_take() else {
+            return Err(TelegramError::Busy { method });
+        };
         let request = self
             .http
             .post(self.url(method))
             .json(params)
             .timeout(timeout);
-        let Some(_turn) = self.turns.try_take() else {
-            return Err(TelegramError::Busy { method });
-        };
         self.exchange(method, request).await
     }
 

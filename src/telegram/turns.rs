@@ -35,9 +35,6 @@ impl Turns {
     /// A turn, held until the returned permit is dropped. Never waited for long: every request
     /// that holds one ends within its own time-out.
     pub(super) async fn take(&self) -> SemaphorePermit<'_> {
-        if let Ok(permit) = self.permits.try_acquire() {
-            return permit;
-        }
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _counted = Counted(&self.waiting);
         self.permits
