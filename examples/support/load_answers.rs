@@ -40,6 +40,11 @@ pub struct Options {
     concurrency: usize,
     #[arg(long, value_enum, default_value_t = Pace::Ack)]
     pace: Pace,
+    /// Users start one after another, evenly over this many milliseconds (0: all at once).
+    /// With a fixed fake latency, users who start together stay in step: their answers all
+    /// finish in the same millisecond, and so do the next messages of their queues.
+    #[arg(long, default_value_t = 0)]
+    spread_ms: u64,
     /// The longest wait for all answers after the last acknowledgement.
     #[arg(long, default_value_t = 300)]
     wait_secs: u64,
@@ -122,7 +127,8 @@ pub async fn run(rig: &Rig, options: &Options, latency: Duration) -> anyhow::Res
     let answers = Arc::new(Mutex::new(Answers::default()));
     let deadline_all = Instant::now()
         + Duration::from_secs(options.wait_secs)
-        + latency * (options.updates / options.users + 1) as u32 * 4;
+        + latency * (options.updates / options.users + 1) as u32 * 4
+        + Duration::from_millis(options.spread_ms);
     // Watches the fake's calls so that `Pace::Answer` users hear of their answers.
     let stop = tokio_util::sync::CancellationToken::new();
     let watcher = {
@@ -147,7 +153,10 @@ pub async fn run(rig: &Rig, options: &Options, latency: Duration) -> anyhow::Res
             rig.subgpt.url.clone(),
         );
         let (users_total, pace) = (options.users, options.pace);
+        let start =
+            started + Duration::from_millis(options.spread_ms) * j as u32 / options.users as u32;
         users.push(tokio::spawn(async move {
+            tokio::time::sleep_until(start.into()).await;
             let user = FIRST_USER + j as i64;
             let mut sent = Vec::with_capacity(count);
             for k in 0..count {
@@ -287,6 +296,8 @@ fn report(
     }
     let asked = asked_at(rig);
     let mut overheads = Vec::with_capacity(acked);
+    // A user's first answer also checks the subscription and starts a conversation upstream.
+    let (mut firsts, mut later) = (Vec::new(), Vec::with_capacity(acked));
     // The same overhead in two parts: until the fake OpenAI got the request, and after.
     let (mut before, mut after) = (Vec::with_capacity(acked), Vec::with_capacity(acked));
     for list in by_user.values_mut() {
@@ -297,7 +308,12 @@ fn report(
                 continue;
             };
             let from = previous.map_or(s.posted, |p| p.max(s.posted));
-            overheads.push(last.saturating_duration_since(from).saturating_sub(latency));
+            let overhead = last.saturating_duration_since(from).saturating_sub(latency);
+            overheads.push(overhead);
+            match previous {
+                None => firsts.push(overhead),
+                Some(_) => later.push(overhead),
+            }
             if let Some(&started) = asked.get(&s.update_id) {
                 before.push(started.saturating_duration_since(from));
                 after.push(
@@ -318,6 +334,11 @@ fn report(
         Percentiles::new(before).summary(),
         ms(latency),
         Percentiles::new(after).summary()
+    );
+    println!(
+        "  each user's first answer: {}; the others: {}",
+        Percentiles::new(firsts).summary(),
+        Percentiles::new(later).summary()
     );
 
     let delivered = per_update.len().max(1) as f64;
