@@ -4,4 +4,5 @@
 pub mod kv;
 pub mod schema;
 pub mod state;
+mod transaction;
 pub mod usage;

@@ -6,6 +6,8 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
+use crate::store::transaction::in_transaction;
+
 use super::{BATCH_MAX, Command, InboxRow, Reply, SEEN_FOR, SWEEP_EVERY, StateError, now_ms};
 
 /// The thread that owns the connection.
@@ -83,14 +85,12 @@ impl Writer {
 
     fn commit(&mut self, batch: &mut Vec<Command>) {
         let mut answers = Vec::with_capacity(batch.len());
-        let result = (|| -> Result<(), StateError> {
-            let tx = self.conn.transaction()?;
+        let result = in_transaction(&self.conn, "BEGIN", |conn| -> Result<(), StateError> {
             for command in batch.drain(..) {
-                answers.push(apply(&tx, command)?);
+                answers.push(apply(conn, command)?);
             }
-            tx.commit()?;
             Ok(())
-        })();
+        });
         match result {
             Ok(()) => {
                 for answer in answers {
@@ -158,7 +158,7 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<InboxRow> {
     })
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, command: Command) -> Result<Answer, StateError> {
+fn apply(tx: &Connection, command: Command) -> Result<Answer, StateError> {
     Ok(match command {
         Command::Accept { row, reply } => {
             let fresh = tx

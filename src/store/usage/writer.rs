@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
+
+use crate::store::transaction::in_transaction;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -112,7 +114,7 @@ impl Writer {
             }
             let n = queue.len().min(self.config.batch_max);
             let rows = queue.iter().take(n).map(|j| &j.row);
-            match write_batch(&mut self.conn, rows) {
+            match write_batch(&self.conn, rows) {
                 Ok(()) => {
                     let tokens: i64 = queue.iter().take(n).map(|j| j.row.tokens_used.max(0)).sum();
                     let waited = queue.iter().take(n).filter(|j| j.done.is_some()).count();
@@ -199,11 +201,10 @@ impl Writer {
 /// Inserts the rows in one immediate transaction. The roll-ups follow by themselves: the
 /// triggers of migration 0003 update them in the same transaction, for any writer.
 fn write_batch<'a>(
-    conn: &mut Connection,
+    conn: &Connection,
     rows: impl Iterator<Item = &'a UsageRow>,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
+    in_transaction(conn, "BEGIN IMMEDIATE", |tx| {
         let mut insert = tx.prepare_cached(
             "INSERT INTO user_analytics (user_id, username, request_date, tokens_used, input_tokens,
                  output_tokens, cached_input_tokens, reasoning_tokens, model, cost_micro_usd)
@@ -223,7 +224,6 @@ fn write_batch<'a>(
                 row.cost_micro_usd,
             ])?;
         }
-    }
-    tx.commit()?;
-    Ok(())
+        Ok(())
+    })
 }
