@@ -33,6 +33,12 @@ pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_SLI
 pub const SEEN_FOR: Duration = Duration::from_secs(24 * 3600);
 /// Most commands committed in one transaction.
 const BATCH_MAX: usize = 4096;
+/// Page size of a new state database. A commit writes each page it changed whole to the WAL,
+/// and an answer changes a few rows of a few dozen bytes (its `seen` id, its inbox row three
+/// times, the user's state): 1 KiB pages write a quarter of the bytes of SQLite's default
+/// 4 KiB, so checkpoints have a quarter as much to sync (`examples/load`, 500 users: the
+/// longest stall of the writer went from ~26 to ~13 ms, overhead p99 from 53–71 to 25–29 ms).
+const PAGE_SIZE: i64 = 1024;
 /// How often the `seen` table is swept of ids older than [`SEEN_FOR`].
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
@@ -130,6 +136,13 @@ impl StateStore {
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(busy_timeout)?;
+        // Takes effect on a new, empty file at once; an older one is rewritten.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+        if page_size(&conn)? != PAGE_SIZE
+            && let Err(error) = rewrite_with_small_pages(&conn)
+        {
+            tracing::warn!(%error, path = %path.display(), "could not rewrite the state database with 1 KiB pages; it keeps its page size");
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", synchronous.pragma())?;
         conn.pragma_update(None, "secure_delete", "ON")?;
@@ -209,6 +222,19 @@ impl StateStore {
     pub async fn ping(&self) -> Result<(), StateError> {
         self.ask(|reply| Command::Ping { reply }).await
     }
+}
+
+fn page_size(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "page_size", |r| r.get(0))
+}
+
+/// Gives a file made before [`PAGE_SIZE`] the smaller pages: VACUUM rewrites it, outside WAL
+/// mode (which fixes the page size). It holds little (the inbox, a day of update ids, the
+/// users' state), so this takes a moment once.
+fn rewrite_with_small_pages(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    conn.execute_batch("VACUUM")
 }
 
 /// Now, as the inbox stores times: unix milliseconds.

@@ -81,3 +81,46 @@ async fn concurrent_accepts_share_commits() {
     }
     assert_eq!(store.pending().await.unwrap().len(), 200);
 }
+
+#[tokio::test]
+async fn a_new_file_has_small_pages_and_an_older_one_is_rewritten_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = |path: &Path| {
+        let conn = Connection::open(path).unwrap();
+        let size: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        (size, mode)
+    };
+    let fresh = dir.path().join("fresh.db");
+    drop(StateStore::open(&fresh, Duration::from_secs(1), Synchronous::Normal).unwrap());
+    assert_eq!(pages(&fresh), (PAGE_SIZE, "wal".to_string()));
+
+    // A file as an earlier subgpt made it: 4 KiB pages, WAL, an update waiting.
+    let older = dir.path().join("older.db");
+    {
+        let mut conn = Connection::open(&older).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        MIGRATIONS.to_latest(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO inbox (update_id, user_id, body, accepted_at) VALUES (7, 1, x'7b7d', 0)",
+            [],
+        )
+        .unwrap();
+    }
+    assert_eq!(pages(&older).0, 4096);
+    let store = StateStore::open(&older, Duration::from_secs(1), Synchronous::Normal).unwrap();
+    let waiting: Vec<i64> = store
+        .pending()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.update_id)
+        .collect();
+    assert_eq!(waiting, vec![7], "the waiting update survives the rewrite");
+    assert_eq!(pages(&older), (PAGE_SIZE, "wal".to_string()));
+}
