@@ -4,8 +4,10 @@
 //! One thread owns the connection. Callers queue commands; the thread runs everything that is
 //! queued in one transaction (group commit) and answers each caller after the commit, so
 //! concurrent webhook requests share one fsync and each waits only for the commit holding its
-//! row. Deleted rows are overwritten (`secure_delete`), and the WAL is truncated when the inbox
-//! is empty, so the text of a message does not linger in the files after it is answered.
+//! row. A second thread checkpoints the WAL on a connection of its own, so the writer does not
+//! stop for those fsyncs. Deleted rows are overwritten (`secure_delete`), and the WAL is
+//! truncated when the inbox is empty, so the text of a message does not linger in the files
+//! after it is answered.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
+mod checkpointer;
 mod writer;
+use checkpointer::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use tokio::sync::{mpsc, oneshot};
 use writer::Writer;
 
@@ -115,6 +119,16 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Whether it may change the database (and so append to the WAL).
+    fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Command::Pending { .. } | Command::Get { .. } | Command::Ping { .. }
+        )
+    }
+}
+
 /// Handle to the state database. Cheap to clone; the writer thread ends when the last handle
 /// is dropped.
 #[derive(Clone)]
@@ -148,11 +162,16 @@ impl StateStore {
         conn.pragma_update(None, "secure_delete", "ON")?;
         crate::store::schema::ensure_not_newer(&conn, path, &MIGRATIONS)?;
         MIGRATIONS.to_latest(&mut conn)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        let thread_error = |e| StateError::Directory("a thread of the state store".into(), e);
+        let checkpoints = Connection::open(path)?;
+        checkpoints.pragma_update(None, "synchronous", synchronous.pragma())?;
+        let checkpointer = Checkpointer::start(checkpoints).map_err(thread_error)?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("state-writer".into())
-            .spawn(move || Writer::new(conn).run(rx))
-            .map_err(|e| StateError::Directory("the state writer thread".into(), e))?;
+            .spawn(move || Writer::new(conn, checkpointer).run(rx))
+            .map_err(thread_error)?;
         Ok(StateStore { tx })
     }
 

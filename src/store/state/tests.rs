@@ -124,3 +124,30 @@ async fn a_new_file_has_small_pages_and_an_older_one_is_rewritten_with_them() {
     assert_eq!(waiting, vec![7], "the waiting update survives the rewrite");
     assert_eq!(pages(&older), (PAGE_SIZE, "wal".to_string()));
 }
+
+#[tokio::test]
+async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
+    let marker = "lemon-gyroscope-walrus";
+    let mut waiting = row(1, 1);
+    waiting.body = format!("{{\"text\":\"{marker}\"}}").into_bytes();
+    assert!(store.accept(waiting).await.unwrap());
+    // A commit writes to the WAL only. The writer's own checkpoint waits for thousands of pages
+    // and its truncation for an empty inbox, so only the checkpoint thread copies this page
+    // into the database file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let file = std::fs::read(&path).unwrap();
+        if file.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the row never reached state.db"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.pending().await.unwrap().len(), 1);
+}

@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 
 use crate::store::transaction::in_transaction;
 
-use super::{BATCH_MAX, Command, InboxRow, Reply, SEEN_FOR, SWEEP_EVERY, StateError, now_ms};
+use super::{
+    BATCH_MAX, Checkpointer, Command, InboxRow, Reply, SEEN_FOR, SWEEP_EVERY, StateError, now_ms,
+};
 
 /// The thread that owns the connection.
 pub(super) struct Writer {
@@ -16,6 +18,8 @@ pub(super) struct Writer {
     last_sweep: Instant,
     /// Whether rows were deleted since the WAL was last truncated.
     dirty: bool,
+    /// Checkpoints on its own thread; dropped (and joined) before the last truncation.
+    checkpointer: Option<Checkpointer>,
 }
 
 /// What to tell one caller once the batch is committed.
@@ -57,11 +61,12 @@ fn clone_error(error: &StateError) -> StateError {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection) -> Self {
+    pub(super) fn new(conn: Connection, checkpointer: Checkpointer) -> Self {
         Writer {
             conn,
             last_sweep: Instant::now() - SWEEP_EVERY,
             dirty: false,
+            checkpointer: Some(checkpointer),
         }
     }
 
@@ -80,11 +85,13 @@ impl Writer {
                 self.upkeep();
             }
         }
+        self.checkpointer = None;
         self.truncate_wal();
     }
 
     fn commit(&mut self, batch: &mut Vec<Command>) {
         let mut answers = Vec::with_capacity(batch.len());
+        let writes = batch.iter().any(Command::writes);
         let result = in_transaction(&self.conn, "BEGIN", |conn| -> Result<(), StateError> {
             for command in batch.drain(..) {
                 answers.push(apply(conn, command)?);
@@ -93,6 +100,9 @@ impl Writer {
         });
         match result {
             Ok(()) => {
+                if let (true, Some(checkpointer)) = (writes, &self.checkpointer) {
+                    checkpointer.wrote();
+                }
                 for answer in answers {
                     if matches!(answer, Answer::Unit(_)) {
                         self.dirty = true;
@@ -135,11 +145,18 @@ impl Writer {
     }
 
     fn truncate_wal(&mut self) {
-        match self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            }) {
+        let truncate = || {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+        };
+        // A pass of the checkpoint thread in progress would make it fail as busy.
+        let done = match &self.checkpointer {
+            Some(checkpointer) => checkpointer.between_passes(truncate),
+            None => truncate(),
+        };
+        match done {
             Ok(0) => self.dirty = false,
             Ok(_) => {} // busy: a reader holds an old snapshot; try after the next batch
             Err(e) => tracing::warn!(error = %e, "could not checkpoint the state database"),
