@@ -13,6 +13,12 @@ fn row(update_id: i64, user_id: i64) -> InboxRow {
     }
 }
 
+/// The update ids in the inbox, in replay order.
+async fn pending_ids(store: &StateStore) -> Vec<i64> {
+    let rows = store.pending().await.unwrap();
+    rows.iter().map(|r| r.update_id).collect()
+}
+
 #[tokio::test]
 async fn inbox_dedups_orders_counts_and_forgets() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,14 +46,7 @@ async fn inbox_dedups_orders_counts_and_forgets() {
 
     // Reopened: the rest is still there.
     let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
-    let order: Vec<i64> = store
-        .pending()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.update_id)
-        .collect();
-    assert_eq!(order, vec![4, 5]);
+    assert_eq!(pending_ids(&store).await, vec![4, 5]);
 }
 
 #[tokio::test]
@@ -114,14 +113,11 @@ async fn a_new_file_has_small_pages_and_an_older_one_is_rewritten_with_them() {
     }
     assert_eq!(pages(&older).0, 4096);
     let store = StateStore::open(&older, Duration::from_secs(1), Synchronous::Normal).unwrap();
-    let waiting: Vec<i64> = store
-        .pending()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.update_id)
-        .collect();
-    assert_eq!(waiting, vec![7], "the waiting update survives the rewrite");
+    assert_eq!(
+        pending_ids(&store).await,
+        vec![7],
+        "the waiting update survives the rewrite"
+    );
     assert_eq!(pages(&older), (PAGE_SIZE, "wal".to_string()));
 }
 
