@@ -6,11 +6,19 @@
 //! waited. A PASSIVE checkpoint from another connection does the same work without the write
 //! lock, and the writer goes on committing meanwhile.
 //!
+//! The writer's connection gets [`wal_hook`] in place of SQLite's automatic checkpoint. After
+//! each commit it notes how many pages the WAL holds, and the writer wakes this thread once
+//! there are [`PASS_AFTER_PAGES`], SQLite's own rhythm: a pass that found everything copied
+//! lets the next commit start the WAL from its beginning, which costs an fsync of its header,
+//! so a quiet bot's commits must not each follow a pass.
+//!
 //! The writer still checkpoints now and then ([`WRITER_CHECKPOINT_PAGES`]), and that is what
 //! bounds the WAL: a checkpoint from here never catches up while commits keep coming, but one
 //! that the writer runs between two of its transactions does, so its next commit starts the WAL
 //! from the beginning again. It finds little left to copy.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -18,11 +26,38 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
+use rusqlite::hooks::Wal;
 
-/// The shortest time between two passes; a commit wakes the thread for the next one.
+/// The shortest time between two passes.
 const PASS_EVERY: Duration = Duration::from_millis(100);
-/// `wal_autocheckpoint` of the writer's connection: 8 MiB of 1 KiB pages.
-pub(super) const WRITER_CHECKPOINT_PAGES: i64 = 8192;
+/// The WAL's size, in pages, from which a commit wakes the thread for a pass (SQLite's default
+/// automatic checkpoint: 1 MiB of 1 KiB pages).
+pub(super) const PASS_AFTER_PAGES: c_int = 1000;
+/// The WAL's size, in pages, from which the writer checkpoints itself: 8 MiB of 1 KiB pages.
+const WRITER_CHECKPOINT_PAGES: c_int = 8192;
+
+thread_local! {
+    /// Pages in the WAL after the last commit on this thread: the writer's, whose connection
+    /// alone has [`wal_hook`].
+    static WAL_PAGES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The writer connection's WAL hook (`sqlite3_wal_hook`), in place of SQLite's automatic
+/// checkpoint, which is a WAL hook too: notes the WAL's size for [`wal_pages`], and past
+/// [`WRITER_CHECKPOINT_PAGES`] checkpoints as SQLite's would (a busy one is skipped; the next
+/// commit tries again).
+pub(super) fn wal_hook(wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(pages);
+    if pages >= WRITER_CHECKPOINT_PAGES {
+        let _ = wal.checkpoint();
+    }
+    Ok(())
+}
+
+/// Pages in the WAL after this thread's last commit (0 before any).
+pub(super) fn wal_pages() -> c_int {
+    WAL_PAGES.get()
+}
 
 /// The writer's handle to the checkpoint thread.
 pub(super) struct Checkpointer {
@@ -32,7 +67,7 @@ pub(super) struct Checkpointer {
 
 #[derive(Default)]
 struct Shared {
-    /// A commit appended to the WAL since the last pass began.
+    /// The WAL has grown past [`PASS_AFTER_PAGES`] since the last pass began.
     wrote: AtomicBool,
     stop: AtomicBool,
     /// Held during a pass; the writer takes it to truncate the WAL, which a pass in progress
@@ -56,7 +91,7 @@ impl Checkpointer {
         })
     }
 
-    /// A commit appended to the WAL.
+    /// The WAL has grown to [`PASS_AFTER_PAGES`] or more.
     pub(super) fn wrote(&self) {
         if !self.shared.wrote.swap(true, Ordering::AcqRel)
             && let Some(thread) = &self.thread

@@ -17,7 +17,7 @@ use rusqlite_migration::{M, Migrations};
 
 mod checkpointer;
 mod writer;
-use checkpointer::{Checkpointer, WRITER_CHECKPOINT_PAGES};
+use checkpointer::Checkpointer;
 use tokio::sync::{mpsc, oneshot};
 use writer::Writer;
 
@@ -162,7 +162,7 @@ impl StateStore {
         conn.pragma_update(None, "secure_delete", "ON")?;
         crate::store::schema::ensure_not_newer(&conn, path, &MIGRATIONS)?;
         MIGRATIONS.to_latest(&mut conn)?;
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        conn.wal_hook(Some(checkpointer::wal_hook));
         let thread_error = |e| StateError::Directory("a thread of the state store".into(), e);
         let checkpoints = Connection::open(path)?;
         checkpoints.pragma_update(None, "synchronous", synchronous.pragma())?;

@@ -130,9 +130,13 @@ async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
     let mut waiting = row(1, 1);
     waiting.body = format!("{{\"text\":\"{marker}\"}}").into_bytes();
     assert!(store.accept(waiting).await.unwrap());
-    // A commit writes to the WAL only. The writer's own checkpoint waits for thousands of pages
-    // and its truncation for an empty inbox, so only the checkpoint thread copies this page
-    // into the database file.
+    // Enough commits for the WAL to pass PASS_AFTER_PAGES (each writes three pages or more),
+    // and far fewer pages than the writer's own checkpoint waits for.
+    for id in 2..600 {
+        assert!(store.accept(row(id, id % 5)).await.unwrap());
+    }
+    // A commit writes to the WAL only, and the writer truncates it only once the inbox is
+    // empty: only the checkpoint thread copies the first row's page into the database file.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let file = std::fs::read(&path).unwrap();
@@ -145,5 +149,5 @@ async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(store.pending().await.unwrap().len(), 1);
+    assert_eq!(store.pending().await.unwrap().len(), 599);
 }

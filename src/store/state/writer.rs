@@ -6,6 +6,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
+use super::checkpointer::{PASS_AFTER_PAGES, wal_pages};
 use crate::store::transaction::in_transaction;
 
 use super::{
@@ -100,7 +101,9 @@ impl Writer {
         });
         match result {
             Ok(()) => {
-                if let (true, Some(checkpointer)) = (writes, &self.checkpointer) {
+                if let (true, Some(checkpointer)) = (writes, &self.checkpointer)
+                    && wal_pages() >= PASS_AFTER_PAGES
+                {
                     checkpointer.wrote();
                 }
                 for answer in answers {
