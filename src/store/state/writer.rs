@@ -137,9 +137,11 @@ impl Writer {
             }
         }
         if self.dirty {
+            // Asked after most batches under load: the statement is kept, not parsed anew.
             let empty: bool = self
                 .conn
-                .query_row("SELECT NOT EXISTS (SELECT 1 FROM inbox)", [], |r| r.get(0))
+                .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM inbox)")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
                 .unwrap_or(false);
             if empty {
                 self.truncate_wal();
