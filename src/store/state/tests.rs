@@ -135,8 +135,8 @@ async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
     for id in 2..600 {
         assert!(store.accept(row(id, id % 5)).await.unwrap());
     }
-    // A commit writes to the WAL only, and the writer truncates it only once the inbox is
-    // empty: only the checkpoint thread copies the first row's page into the database file.
+    // A commit writes to the WAL only, and the WAL is truncated only once the inbox is empty:
+    // only a pass of the checkpoint thread copies the first row's page into the database file.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let file = std::fs::read(&path).unwrap();
@@ -150,4 +150,40 @@ async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(store.pending().await.unwrap().len(), 599);
+}
+
+#[tokio::test]
+async fn the_wal_is_truncated_soon_after_the_inbox_empties_while_the_store_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let wal = dir.path().join("state.db-wal");
+    let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
+    let marker = "quince-hovercraft-ibis";
+    let mut handled = row(1, 1);
+    handled.body = format!("{{\"text\":\"{marker}\"}}").into_bytes();
+    assert!(store.accept(handled).await.unwrap());
+    assert_eq!(store.begin(1).await.unwrap(), 1);
+    store.finish(1).await.unwrap();
+    // secure_delete zeroes the row in the database's pages, but the WAL keeps the frames that
+    // held it until it is truncated; the store stays open (its last truncation is at close).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let traces: Vec<_> = ["state.db", "state.db-wal"]
+            .iter()
+            .filter(|name| {
+                let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
+                bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+            })
+            .collect();
+        let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if traces.is_empty() && wal_len == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "text still in {traces:?}, WAL {wal_len} bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(pending_ids(&store).await.is_empty());
 }

@@ -17,7 +17,7 @@ use super::{
 pub(super) struct Writer {
     conn: Connection,
     last_sweep: Instant,
-    /// Whether rows were deleted since the WAL was last truncated.
+    /// Whether rows were deleted since the inbox was last found empty.
     dirty: bool,
     /// Checkpoints on its own thread; dropped (and joined) before the last truncation.
     checkpointer: Option<Checkpointer>,
@@ -123,7 +123,7 @@ impl Writer {
         }
     }
 
-    /// Sweeps old `seen` ids now and then, and truncates the WAL once the inbox is empty so
+    /// Sweeps old `seen` ids now and then, and has the WAL truncated once the inbox is empty so
     /// the text of handled updates does not stay in it.
     fn upkeep(&mut self) {
         if self.last_sweep.elapsed() >= SWEEP_EVERY {
@@ -143,28 +143,23 @@ impl Writer {
                 .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM inbox)")
                 .and_then(|mut s| s.query_row([], |r| r.get(0)))
                 .unwrap_or(false);
-            if empty {
-                self.truncate_wal();
+            if empty && let Some(checkpointer) = &self.checkpointer {
+                checkpointer.inbox_emptied();
+                self.dirty = false;
             }
         }
     }
 
-    fn truncate_wal(&mut self) {
-        let truncate = || {
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-        };
-        // A pass of the checkpoint thread in progress would make it fail as busy.
-        let done = match &self.checkpointer {
-            Some(checkpointer) => checkpointer.between_passes(truncate),
-            None => truncate(),
-        };
-        match done {
-            Ok(0) => self.dirty = false,
-            Ok(_) => {} // busy: a reader holds an old snapshot; try after the next batch
-            Err(e) => tracing::warn!(error = %e, "could not checkpoint the state database"),
+    /// Truncates the WAL at shutdown, once the checkpoint thread is gone.
+    fn truncate_wal(&self) {
+        let busy = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        // Busy (1): a reader, such as `sqlite3` beside the service, holds an old snapshot.
+        if let Err(e) = busy {
+            tracing::warn!(error = %e, "could not checkpoint the state database");
         }
     }
 }
