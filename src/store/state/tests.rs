@@ -13,6 +13,20 @@ fn row(update_id: i64, user_id: i64) -> InboxRow {
     }
 }
 
+/// A row whose body holds `text`, to look for in the files.
+fn row_saying(update_id: i64, user_id: i64, text: &str) -> InboxRow {
+    InboxRow {
+        body: format!("{{\"text\":\"{text}\"}}").into_bytes(),
+        ..row(update_id, user_id)
+    }
+}
+
+/// Whether the file at `path` holds `text` (false when there is none).
+fn file_holds(path: &std::path::Path, text: &str) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
 /// The update ids in the inbox, in replay order.
 async fn pending_ids(store: &StateStore) -> Vec<i64> {
     let rows = store.pending().await.unwrap();
@@ -127,9 +141,7 @@ async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
     let path = dir.path().join("state.db");
     let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
     let marker = "lemon-gyroscope-walrus";
-    let mut waiting = row(1, 1);
-    waiting.body = format!("{{\"text\":\"{marker}\"}}").into_bytes();
-    assert!(store.accept(waiting).await.unwrap());
+    assert!(store.accept(row_saying(1, 1, marker)).await.unwrap());
     // Enough commits for the WAL to pass PASS_AFTER_PAGES (each writes three pages or more),
     // and far fewer pages than the writer's own checkpoint waits for.
     for id in 2..600 {
@@ -139,8 +151,7 @@ async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
     // only a pass of the checkpoint thread copies the first row's page into the database file.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let file = std::fs::read(&path).unwrap();
-        if file.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+        if file_holds(&path, marker) {
             break;
         }
         assert!(
@@ -159,9 +170,7 @@ async fn the_wal_is_truncated_soon_after_the_inbox_empties_while_the_store_is_op
     let wal = dir.path().join("state.db-wal");
     let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
     let marker = "quince-hovercraft-ibis";
-    let mut handled = row(1, 1);
-    handled.body = format!("{{\"text\":\"{marker}\"}}").into_bytes();
-    assert!(store.accept(handled).await.unwrap());
+    assert!(store.accept(row_saying(1, 1, marker)).await.unwrap());
     assert_eq!(store.begin(1).await.unwrap(), 1);
     store.finish(1).await.unwrap();
     // secure_delete zeroes the row in the database's pages, but the WAL keeps the frames that
@@ -170,10 +179,7 @@ async fn the_wal_is_truncated_soon_after_the_inbox_empties_while_the_store_is_op
     loop {
         let traces: Vec<_> = ["state.db", "state.db-wal"]
             .iter()
-            .filter(|name| {
-                let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
-                bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
-            })
+            .filter(|name| file_holds(&dir.path().join(name), marker))
             .collect();
         let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         if traces.is_empty() && wal_len == 0 {
