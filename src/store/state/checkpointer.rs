@@ -35,8 +35,9 @@ use rusqlite::hooks::Wal;
 /// The shortest time between two passes.
 const PASS_EVERY: Duration = Duration::from_millis(100);
 /// How long after the inbox empties the WAL is truncated. Not at once: the truncation syncs
-/// both files (about 2.5 ms here) and holds the WAL meanwhile, and with a few users the next
-/// message usually comes within milliseconds of the last answer, so it waited for it.
+/// both files (about 2.5 ms here) and holds the WAL meanwhile, and the next message often
+/// comes within milliseconds of the last answer (the user's queued one, another user's):
+/// its commit, and so Telegram's 200, waited for the truncation.
 const TRUNCATE_AFTER: Duration = Duration::from_millis(250);
 /// The WAL's size, in pages, from which a commit wakes the thread for a pass (SQLite's default
 /// automatic checkpoint: 1 MiB of 1 KiB pages).

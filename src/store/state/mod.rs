@@ -5,9 +5,9 @@
 //! queued in one transaction (group commit) and answers each caller after the commit, so
 //! concurrent webhook requests share one fsync and each waits only for the commit holding its
 //! row. A second thread checkpoints the WAL on a connection of its own, so the writer does not
-//! stop for those fsyncs. Deleted rows are overwritten (`secure_delete`), and the WAL is
-//! truncated when the inbox is empty, so the text of a message does not linger in the files
-//! after it is answered.
+//! stop for those fsyncs. Deleted rows are overwritten (`secure_delete`), and that thread
+//! truncates the WAL shortly after the inbox empties, so the text of a message does not
+//! linger in the files after it is answered.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
