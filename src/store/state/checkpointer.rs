@@ -39,13 +39,10 @@ const PASS_EVERY: Duration = Duration::from_millis(100);
 /// comes within milliseconds of the last answer (the user's queued one, another user's):
 /// its commit, and so Telegram's 200, waited for the truncation.
 const TRUNCATE_AFTER: Duration = Duration::from_millis(250);
-/// The WAL's size, in pages, from which a commit wakes the thread for a pass: SQLite's own
-/// automatic checkpoint, about 4 MiB of 4 KiB pages.
+/// The WAL's size, in pages, from which a commit wakes the thread for a pass (SQLite's default
+/// automatic checkpoint: 1 MiB of 1 KiB pages).
 pub(super) const PASS_AFTER_PAGES: c_int = 1000;
-/// The WAL's size, in pages, from which the writer checkpoints itself: 32 MiB of 4 KiB pages,
-/// as for the usage database. With 8 MiB the writer's checkpoints came four times as often,
-/// each a stall of ~20 ms (`examples/bench_inbox 200000 64`: commit wait p99 20–23 ms against
-/// 1.7–1.9 ms).
+/// The WAL's size, in pages, from which the writer checkpoints itself: 8 MiB of 1 KiB pages.
 const WRITER_CHECKPOINT_PAGES: c_int = 8192;
 
 thread_local! {

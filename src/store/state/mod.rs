@@ -37,12 +37,14 @@ pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_SLI
 pub const SEEN_FOR: Duration = Duration::from_secs(24 * 3600);
 /// Most commands committed in one transaction.
 const BATCH_MAX: usize = 4096;
-/// Page size of the state database: SQLite's default. The previous release used 1 KiB pages,
-/// which made each checkpoint's syncs shorter while the writer ran them itself; with the
-/// checkpoint thread they no longer shorten any wait, and they took a third of the inbox's
-/// throughput (`examples/bench_inbox 200000 64`: 66,000–71,000 rows/s against 104,000–109,000
-/// with 4 KiB). A file with other pages is rewritten at start-up.
-const PAGE_SIZE: i64 = 4096;
+/// Page size of a new state database. A commit writes each page it changed whole to the WAL,
+/// and an answer changes a few rows of a few dozen bytes (its `seen` id, its inbox row three
+/// times, the user's state). 1 KiB pages made the checkpoints' syncs a quarter as long while
+/// the writer ran them itself. Since the checkpoint thread, SQLite's 4 KiB do as well on the
+/// answer path and give the inbox a third more throughput (`examples/bench_inbox 200000 64`),
+/// but `examples/load --api-mode chat` with 1,000 users peaked 2–4 MB higher (76.6–79.0 MB
+/// against 74.6–75.4 MB), too near the 80 MB the service is held to.
+const PAGE_SIZE: i64 = 1024;
 /// How often the `seen` table is swept of ids older than [`SEEN_FOR`].
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
@@ -153,9 +155,9 @@ impl StateStore {
         // Takes effect on a new, empty file at once; an older one is rewritten.
         conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         if page_size(&conn)? != PAGE_SIZE
-            && let Err(error) = rewrite_with_page_size(&conn)
+            && let Err(error) = rewrite_with_small_pages(&conn)
         {
-            tracing::warn!(%error, path = %path.display(), "could not rewrite the state database with 4 KiB pages; it keeps its page size");
+            tracing::warn!(%error, path = %path.display(), "could not rewrite the state database with 1 KiB pages; it keeps its page size");
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", synchronous.pragma())?;
@@ -247,10 +249,10 @@ fn page_size(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "page_size", |r| r.get(0))
 }
 
-/// Gives a file made with other pages [`PAGE_SIZE`]: VACUUM rewrites it, outside WAL mode
-/// (which fixes the page size). It holds little (the inbox, a day of update ids, the users'
-/// state), so this takes a moment once.
-fn rewrite_with_page_size(conn: &Connection) -> rusqlite::Result<()> {
+/// Gives a file made before [`PAGE_SIZE`] the smaller pages: VACUUM rewrites it, outside WAL
+/// mode (which fixes the page size). It holds little (the inbox, a day of update ids, the
+/// users' state), so this takes a moment once.
+fn rewrite_with_small_pages(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "DELETE")?;
     conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.execute_batch("VACUUM")

@@ -96,7 +96,7 @@ async fn concurrent_accepts_share_commits() {
 }
 
 #[tokio::test]
-async fn a_new_file_has_4_kib_pages_and_one_with_other_pages_is_rewritten_with_them() {
+async fn a_new_file_has_small_pages_and_an_older_one_is_rewritten_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let pages = |path: &Path| {
         let conn = Connection::open(path).unwrap();
@@ -112,11 +112,11 @@ async fn a_new_file_has_4_kib_pages_and_one_with_other_pages_is_rewritten_with_t
     drop(StateStore::open(&fresh, Duration::from_secs(1), Synchronous::Normal).unwrap());
     assert_eq!(pages(&fresh), (PAGE_SIZE, "wal".to_string()));
 
-    // A file as the previous release made it: 1 KiB pages, WAL, an update waiting.
+    // A file as an earlier subgpt made it: 4 KiB pages, WAL, an update waiting.
     let older = dir.path().join("older.db");
     {
         let mut conn = Connection::open(&older).unwrap();
-        conn.pragma_update(None, "page_size", 1024).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         MIGRATIONS.to_latest(&mut conn).unwrap();
         conn.execute(
@@ -125,7 +125,7 @@ async fn a_new_file_has_4_kib_pages_and_one_with_other_pages_is_rewritten_with_t
         )
         .unwrap();
     }
-    assert_eq!(pages(&older).0, 1024);
+    assert_eq!(pages(&older).0, 4096);
     let store = StateStore::open(&older, Duration::from_secs(1), Synchronous::Normal).unwrap();
     assert_eq!(
         pending_ids(&store).await,
@@ -142,10 +142,9 @@ async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
     let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
     let marker = "lemon-gyroscope-walrus";
     assert!(store.accept(row_saying(1, 1, marker)).await.unwrap());
-    // Enough commits for the WAL to pass PASS_AFTER_PAGES (each writes two pages or more:
-    // the `seen` id's and the inbox row's), and far fewer pages than the writer's own
-    // checkpoint waits for.
-    for id in 2..1000 {
+    // Enough commits for the WAL to pass PASS_AFTER_PAGES (each writes three pages or more),
+    // and far fewer pages than the writer's own checkpoint waits for.
+    for id in 2..600 {
         assert!(store.accept(row(id, id % 5)).await.unwrap());
     }
     // A commit writes to the WAL only, and the WAL is truncated only once the inbox is empty:
@@ -161,7 +160,7 @@ async fn committed_pages_reach_the_database_file_from_the_checkpoint_thread() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(store.pending().await.unwrap().len(), 999);
+    assert_eq!(store.pending().await.unwrap().len(), 599);
 }
 
 #[tokio::test]
