@@ -42,8 +42,9 @@ const BATCH_MAX: usize = 4096;
 /// times, the user's state). 1 KiB pages made the checkpoints' syncs a quarter as long while
 /// the writer ran them itself. Since the checkpoint thread, SQLite's 4 KiB do as well on the
 /// answer path and give the inbox a third more throughput (`examples/bench_inbox 200000 64`),
-/// but `examples/load --api-mode chat` with 1,000 users peaked 2–4 MB higher (76.6–79.0 MB
-/// against 74.6–75.4 MB), too near the 80 MB the service is held to.
+/// but `examples/load --api-mode chat` with 1,000 users peaked higher and less evenly
+/// (74.0–79.0 MB in five runs, against 73.1–75.4 MB in nine with 1 KiB), too near the 80 MB
+/// the service is held to.
 const PAGE_SIZE: i64 = 1024;
 /// How often the `seen` table is swept of ids older than [`SEEN_FOR`].
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
