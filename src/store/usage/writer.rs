@@ -119,13 +119,15 @@ impl Writer {
                     let tokens: i64 = queue.iter().take(n).map(|j| j.row.tokens_used.max(0)).sum();
                     let waited = queue.iter().take(n).filter(|j| j.done.is_some()).count();
                     expect = waited.max(expect.saturating_sub(1 + expect / 8));
+                    // Counted before the callers are told: one that reads `pending` or
+                    // `batches_written` once its row is durable sees its batch counted.
+                    let left = self.counters.pending.fetch_sub(n, Ordering::AcqRel) - n;
+                    self.counters.batches.fetch_add(1, Ordering::AcqRel);
                     for job in queue.drain(..n) {
                         if let Some(done) = job.done {
                             let _ = done.send(());
                         }
                     }
-                    let left = self.counters.pending.fetch_sub(n, Ordering::AcqRel) - n;
-                    self.counters.batches.fetch_add(1, Ordering::AcqRel);
                     metrics::counter!("subgpt_usage_rows_written_total").increment(n as u64);
                     metrics::counter!("subgpt_tokens_recorded_total").increment(tokens as u64);
                     metrics::gauge!("subgpt_usage_rows_pending").set(left as f64);
