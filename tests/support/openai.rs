@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -217,6 +218,11 @@ impl FakeOpenAi {
             .await
             .unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        // Like the real API's servers: a small write (an SSE frame, the end of a body) goes out
+        // at once, not after the client's delayed ACK (~40 ms with Nagle's algorithm).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         FakeOpenAi { url, state }
     }
