@@ -7,6 +7,8 @@
 //! `OPENAI_BASE_URL=http://127.0.0.1:18082/v1`, and the token and key printed here.
 //! Every call the bot makes is printed as it happens; Ctrl-C stops.
 
+#[path = "../tests/support/net.rs"]
+mod net;
 #[allow(dead_code)]
 #[path = "../tests/support/openai.rs"]
 mod openai;

@@ -15,6 +15,8 @@
 mod load_answers;
 #[path = "support/load_ingest.rs"]
 mod load_ingest;
+#[path = "../tests/support/net.rs"]
+mod net;
 #[allow(dead_code)]
 #[path = "../tests/support/openai.rs"]
 mod openai;

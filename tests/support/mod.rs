@@ -2,6 +2,7 @@
 //! OpenAI servers (real HTTP), temp dirs, and helpers that wait on conditions.
 #![allow(dead_code)]
 
+pub mod net;
 pub mod openai;
 pub mod redis;
 pub mod sse;

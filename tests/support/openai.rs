@@ -10,7 +10,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::serve::ListenerExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -214,15 +213,8 @@ impl FakeOpenAi {
             .route("/v1/chat/completions", post(chat_completion))
             .route("/v1/models/{model}", get(get_model))
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        // Like the real API's servers: a small write (an SSE frame, the end of a body) goes out
-        // at once, not after the client's delayed ACK (~40 ms with Nagle's algorithm).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        let (addr, listener) = super::net::listen(port);
+        let url = format!("http://{addr}/v1");
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         FakeOpenAi { url, state }
     }

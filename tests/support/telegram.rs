@@ -10,7 +10,6 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -144,15 +143,8 @@ impl FakeTelegram {
         let router = Router::new()
             .route("/{bot}/{method}", post(handle))
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        // Like the real API's servers: a small write (an SSE frame, the end of a body) goes out
-        // at once, not after the client's delayed ACK (~40 ms with Nagle's algorithm).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        let (addr, listener) = super::net::listen(port);
+        let url = format!("http://{addr}");
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         FakeTelegram { url, state }
     }
