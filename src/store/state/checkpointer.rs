@@ -41,7 +41,7 @@ const PASS_EVERY: Duration = Duration::from_millis(100);
 const TRUNCATE_AFTER: Duration = Duration::from_millis(250);
 /// The WAL's size, in pages, from which a commit wakes the thread for a pass (SQLite's default
 /// automatic checkpoint: 1 MiB of 1 KiB pages).
-pub(super) const PASS_AFTER_PAGES: c_int = 1000;
+const PASS_AFTER_PAGES: c_int = 1000;
 /// The WAL's size, in pages, from which the writer checkpoints itself: 8 MiB of 1 KiB pages.
 const WRITER_CHECKPOINT_PAGES: c_int = 8192;
 
@@ -52,20 +52,15 @@ thread_local! {
 }
 
 /// The writer connection's WAL hook (`sqlite3_wal_hook`), in place of SQLite's automatic
-/// checkpoint, which is a WAL hook too: notes the WAL's size for [`wal_pages`], and past
-/// [`WRITER_CHECKPOINT_PAGES`] checkpoints as SQLite's would (a busy one is skipped; the next
-/// commit tries again).
+/// checkpoint, which is a WAL hook too: notes the WAL's size for [`Checkpointer::committed`],
+/// and past [`WRITER_CHECKPOINT_PAGES`] checkpoints as SQLite's would (a busy one is skipped;
+/// the next commit tries again).
 pub(super) fn wal_hook(wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
     WAL_PAGES.set(pages);
     if pages >= WRITER_CHECKPOINT_PAGES {
         let _ = wal.checkpoint();
     }
     Ok(())
-}
-
-/// Pages in the WAL after this thread's last commit (0 before any).
-pub(super) fn wal_pages() -> c_int {
-    WAL_PAGES.get()
 }
 
 /// The writer's handle to the checkpoint thread.
@@ -99,9 +94,12 @@ impl Checkpointer {
         })
     }
 
-    /// The WAL has grown to [`PASS_AFTER_PAGES`] or more.
-    pub(super) fn wrote(&self) {
-        self.wake(&self.shared.wrote);
+    /// The writer committed a change: wakes the thread for a pass once the WAL holds
+    /// [`PASS_AFTER_PAGES`] or more (as [`wal_hook`] noted on this thread).
+    pub(super) fn committed(&self) {
+        if WAL_PAGES.get() >= PASS_AFTER_PAGES {
+            self.wake(&self.shared.wrote);
+        }
     }
 
     /// The inbox is empty and rows were deleted since the WAL was last truncated: truncate it
@@ -147,6 +145,7 @@ fn run(conn: &Connection, shared: &Shared) {
         if let Some(at) = truncate_at
             && now >= at
         {
+            // This connection has no busy timeout: a busy WAL is tried again, not waited for.
             truncate_at = match truncate(conn) {
                 Ok(true) => None,
                 // The writer holds the WAL (or a reader an old snapshot): once it is done.
@@ -170,9 +169,9 @@ fn run(conn: &Connection, shared: &Shared) {
     }
 }
 
-/// Copies the whole WAL into the database and empties it, without waiting for the writer
-/// (this connection has no busy timeout). True when it is done.
-fn truncate(conn: &Connection) -> rusqlite::Result<bool> {
+/// Copies the whole WAL into the database and empties it; false when it was busy (a
+/// transaction or reader in the way, after `conn`'s busy timeout, if any).
+pub(super) fn truncate(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
         r.get::<_, i64>(0)
     })

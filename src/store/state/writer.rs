@@ -6,7 +6,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
-use super::checkpointer::{PASS_AFTER_PAGES, wal_pages};
+use super::checkpointer;
 use crate::store::transaction::in_transaction;
 
 use super::{
@@ -101,10 +101,8 @@ impl Writer {
         });
         match result {
             Ok(()) => {
-                if let (true, Some(checkpointer)) = (writes, &self.checkpointer)
-                    && wal_pages() >= PASS_AFTER_PAGES
-                {
-                    checkpointer.wrote();
+                if let (true, Some(checkpointer)) = (writes, &self.checkpointer) {
+                    checkpointer.committed();
                 }
                 for answer in answers {
                     if matches!(answer, Answer::Unit(_)) {
@@ -152,13 +150,8 @@ impl Writer {
 
     /// Truncates the WAL at shutdown, once the checkpoint thread is gone.
     fn truncate_wal(&self) {
-        let busy = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            });
-        // Busy (1): a reader, such as `sqlite3` beside the service, holds an old snapshot.
-        if let Err(e) = busy {
+        // Busy: a reader, such as `sqlite3` beside the service, holds an old snapshot.
+        if let Err(e) = checkpointer::truncate(&self.conn) {
             tracing::warn!(error = %e, "could not checkpoint the state database");
         }
     }
