@@ -1,14 +1,22 @@
 //! A small key-value store: Redis when `REDIS_URL` is set (shared by several instances),
 //! otherwise in process. Holds update dedup marks, gate decisions, conversation ids and,
 //! in chat mode, histories. Keys are namespaced per bot: `subgpt:{bot_id}:…`.
+//!
+//! This file is the one interface and when the process's copy stands in; `redis` and
+//! `memory` are the two sides behind it.
 
-use std::collections::HashMap;
+mod memory;
+mod redis;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use deadpool_redis::redis::AsyncCommands;
-use parking_lot::Mutex;
+
+pub use memory::MemoryKv;
+use redis::{RedisKv, millis};
 
 /// What went wrong with the store (only Redis can fail).
 #[derive(Debug, thiserror::Error)]
@@ -37,13 +45,6 @@ pub struct Kv {
     memory: Arc<MemoryKv>,
 }
 
-/// A Redis-backed store, remembering whether it is in an outage so that is logged once.
-#[derive(Clone)]
-struct RedisKv {
-    pool: deadpool_redis::Pool,
-    down: Arc<AtomicBool>,
-}
-
 impl Kv {
     /// An in-process store.
     pub fn memory() -> Self {
@@ -55,19 +56,8 @@ impl Kv {
 
     /// A Redis store for `url`. Does not connect yet.
     pub fn redis(url: &str) -> Result<Self, KvError> {
-        let mut cfg = deadpool_redis::Config::from_url(url);
-        let mut pool = deadpool_redis::PoolConfig::new(32);
-        pool.timeouts.wait = Some(Duration::from_secs(2));
-        pool.timeouts.create = Some(Duration::from_secs(2));
-        pool.timeouts.recycle = Some(Duration::from_secs(2));
-        cfg.pool = Some(pool);
-        let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
-        let redis = RedisKv {
-            pool,
-            down: Arc::new(AtomicBool::new(false)),
-        };
         Ok(Kv {
-            redis: Some(redis),
+            redis: Some(RedisKv::new(url)?),
             memory: Arc::new(MemoryKv::default()),
         })
     }
@@ -227,181 +217,5 @@ impl Kv {
             Ok(())
         })
         .await
-    }
-}
-
-impl RedisKv {
-    async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
-        self.run(|mut c| {
-            let key = key.to_string();
-            async move { Ok(c.get(key).await?) }
-        })
-        .await
-    }
-
-    async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), KvError> {
-        self.run(|mut c| {
-            let (key, value) = (key.to_string(), value.to_string());
-            async move {
-                match ttl {
-                    Some(ttl) => c.pset_ex::<_, _, ()>(key, value, millis(ttl)).await?,
-                    None => c.set::<_, _, ()>(key, value).await?,
-                }
-                Ok(())
-            }
-        })
-        .await
-    }
-
-    /// Runs one command on a pooled connection; logs the first failure of an outage and
-    /// the recovery, not every failed call.
-    async fn run<T, F, Fut>(&self, f: F) -> Result<T, KvError>
-    where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
-        Fut: std::future::Future<Output = Result<T, KvError>>,
-    {
-        // Boxed: deadpool's checkout future is ~6.9 KB, and inline it made every future that
-        // touches the kv (the gate, conversations, locks, so each answer's) that much larger,
-        // with or without Redis configured.
-        let result = match Box::pin(self.pool.get()).await {
-            Ok(conn) => tokio::time::timeout(COMMAND_TIMEOUT, f(conn))
-                .await
-                .unwrap_or(Err(KvError::Timeout)),
-            Err(e) => Err(e.into()),
-        };
-        match &result {
-            Ok(_) => {
-                if self.down.swap(false, Ordering::Relaxed) {
-                    tracing::info!("Redis is reachable again");
-                }
-            }
-            Err(e) => {
-                metrics::counter!("subgpt_redis_errors_total").increment(1);
-                if !self.down.swap(true, Ordering::Relaxed) {
-                    tracing::error!(error = %e, "Redis is failing; going on in process until it is back");
-                }
-            }
-        }
-        result
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-/// The in-process store: a map with expiry times, swept now and then.
-#[derive(Default)]
-pub struct MemoryKv {
-    map: Mutex<HashMap<String, (String, Option<Instant>)>>,
-    writes: std::sync::atomic::AtomicU64,
-}
-
-impl MemoryKv {
-    fn live(entry: &(String, Option<Instant>), now: Instant) -> bool {
-        entry.1.is_none_or(|at| at > now)
-    }
-
-    fn get(&self, key: &str) -> Option<String> {
-        let now = Instant::now();
-        self.map
-            .lock()
-            .get(key)
-            .filter(|e| Self::live(e, now))
-            .map(|e| e.0.clone())
-    }
-
-    fn set(&self, key: &str, value: &str, ttl: Option<Duration>) {
-        let expires = ttl.map(|t| Instant::now() + t);
-        self.sweep_now_and_then();
-        self.map
-            .lock()
-            .insert(key.to_string(), (value.to_string(), expires));
-    }
-
-    fn remove(&self, key: &str) {
-        self.map.lock().remove(key);
-    }
-
-    fn remove_if(&self, key: &str, value: &str) {
-        let mut map = self.map.lock();
-        if map.get(key).is_some_and(|e| e.0 == value) {
-            map.remove(key);
-        }
-    }
-
-    fn expire_if(&self, key: &str, value: &str, ttl: Duration) {
-        if let Some(entry) = self.map.lock().get_mut(key).filter(|e| e.0 == value) {
-            entry.1 = Some(Instant::now() + ttl);
-        }
-    }
-
-    fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> bool {
-        self.sweep_now_and_then();
-        let now = Instant::now();
-        let mut map = self.map.lock();
-        if map.get(key).is_some_and(|e| Self::live(e, now)) {
-            return false;
-        }
-        map.insert(key.to_string(), (value.to_string(), Some(now + ttl)));
-        true
-    }
-
-    /// Drops expired entries every 1024 writes, so the map stays as big as what is live.
-    fn sweep_now_and_then(&self) {
-        if self.writes.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
-            let now = Instant::now();
-            self.map.lock().retain(|_, e| Self::live(e, now));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn memory_store_expires_and_sets_once() {
-        let kv = Kv::memory();
-        assert!(
-            kv.set_nx_ex("a", "1", Duration::from_millis(30))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !kv.set_nx_ex("a", "1", Duration::from_millis(30))
-                .await
-                .unwrap()
-        );
-        kv.set("b", "x", Some(Duration::from_millis(30)))
-            .await
-            .unwrap();
-        assert_eq!(kv.get("b").await.unwrap().as_deref(), Some("x"));
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(kv.get("b").await.unwrap(), None);
-        assert!(
-            kv.set_nx_ex("a", "1", Duration::from_millis(30))
-                .await
-                .unwrap()
-        );
-        kv.set("lock", "mine", Some(Duration::from_millis(30)))
-            .await
-            .unwrap();
-        kv.expire_if("lock", "theirs", Duration::from_secs(60))
-            .await;
-        kv.del_if("lock", "theirs").await;
-        assert_eq!(kv.get("lock").await.unwrap().as_deref(), Some("mine"));
-        kv.expire_if("lock", "mine", Duration::from_secs(60)).await;
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(
-            kv.get("lock").await.unwrap().as_deref(),
-            Some("mine"),
-            "extended"
-        );
-        kv.del_if("lock", "mine").await;
-        assert_eq!(kv.get("lock").await.unwrap(), None);
-        kv.set("c", "y", None).await.unwrap();
-        kv.del("c").await.unwrap();
-        assert_eq!(kv.get("c").await.unwrap(), None);
     }
 }
