@@ -1,4 +1,10 @@
 //! The viewer's modes: each reads through a [`UsageReader`] and prints one format.
+//!
+//! This file is the modes; `info` is the record about the file itself, `tables` turns rows
+//! into tables and pairs.
+
+mod info;
+mod tables;
 
 use std::io::Write;
 use std::path::Path;
@@ -7,14 +13,13 @@ use chrono::NaiveDate;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::output::{Cell, Table, human_bytes, write_pairs};
+use super::output::{Cell, Table, write_pairs};
 use super::{Format, ViewerError};
 use crate::chart::daily_tokens_png;
 use crate::prices::usd_text;
-use crate::store::usage::{
-    DayTotals, Source, UsageReader, UserDayUsage, UserTotals, UserUsageStats, dense_daily_tokens,
-    migrate, rollups,
-};
+use crate::store::usage::{DayTotals, UsageReader, UserDayUsage, UserTotals, dense_daily_tokens};
+use info::{Info, info_pairs, info_table};
+use tables::{daily_table, day_users_table, user_pairs, user_totals_table, users_table};
 
 type Window = Option<(NaiveDate, NaiveDate)>;
 
@@ -24,27 +29,6 @@ pub(super) struct Context<'a> {
     pub conn: &'a Connection,
     pub reader: &'a UsageReader<'a>,
     pub format: Format,
-}
-
-/// The `info` record.
-#[derive(Serialize)]
-struct Info {
-    path: String,
-    size_bytes: u64,
-    size: String,
-    rows: i64,
-    users: i64,
-    tokens: i64,
-    /// Sum of the known costs (null when no row has one).
-    cost_usd: Option<f64>,
-    first_date: Option<NaiveDate>,
-    last_date: Option<NaiveDate>,
-    schema_version: i64,
-    source: &'static str,
-    /// Whether the roll-ups equal the raw rows; null when there are none (raw rows are read).
-    rollups_match: Option<bool>,
-    /// What differs, when they do not.
-    rollup_problems: Vec<String>,
 }
 
 /// `all` as one JSON document.
@@ -62,38 +46,7 @@ struct DateDoc<'a> {
     users: &'a [UserDayUsage],
 }
 
-fn date_text(d: Option<NaiveDate>) -> String {
-    d.map(|d| d.to_string()).unwrap_or_else(|| "-".to_owned())
-}
-
 impl Context<'_> {
-    fn gather_info(&self) -> Result<Info, ViewerError> {
-        let summary = self.reader.summary()?;
-        let size_bytes = std::fs::metadata(self.path)?.len();
-        let check = match self.reader.source() {
-            Source::Rollups => Some(rollups::check(self.conn, rollups::Depth::Quick)?),
-            Source::Raw => None,
-        };
-        Ok(Info {
-            path: self.path.display().to_string(),
-            size_bytes,
-            size: human_bytes(size_bytes),
-            rows: summary.rows,
-            users: summary.users,
-            tokens: summary.tokens,
-            cost_usd: summary.cost_micro_usd.map(|m| m as f64 / 1e6),
-            first_date: summary.first_date,
-            last_date: summary.last_date,
-            schema_version: migrate::schema_version(self.conn)?,
-            source: match self.reader.source() {
-                Source::Rollups => "rollups",
-                Source::Raw => "raw rows",
-            },
-            rollups_match: check.as_ref().map(|c| c.matches),
-            rollup_problems: check.map(|c| c.problems).unwrap_or_default(),
-        })
-    }
-
     fn range(window: Window) -> (Option<NaiveDate>, Option<NaiveDate>) {
         (window.map(|w| w.0), window.map(|w| w.1))
     }
@@ -276,161 +229,4 @@ impl Context<'_> {
 
 fn to_runtime(e: impl std::fmt::Display) -> ViewerError {
     ViewerError::Runtime(e.to_string())
-}
-
-/// What `info` says about the roll-ups, for people.
-fn rollups_text(info: &Info) -> String {
-    match info.rollups_match {
-        None => "none (the raw rows are read; `subgpt serve` adds them)".to_owned(),
-        Some(true) => "match the raw rows".to_owned(),
-        Some(false) => format!(
-            "DO NOT match the raw rows ({}); run `subgpt analytics rebuild`",
-            info.rollup_problems.join("; ")
-        ),
-    }
-}
-
-fn info_pairs(info: &Info) -> Vec<(&'static str, String)> {
-    vec![
-        ("path", info.path.clone()),
-        ("size", format!("{} bytes ({})", info.size_bytes, info.size)),
-        ("rows", info.rows.to_string()),
-        ("users", info.users.to_string()),
-        ("tokens", info.tokens.to_string()),
-        (
-            "cost",
-            usd_text(info.cost_usd.map(|c| (c * 1e6).round() as i64))
-                .unwrap_or_else(|| "unknown".to_owned()),
-        ),
-        ("first day", date_text(info.first_date)),
-        ("last day", date_text(info.last_date)),
-        ("schema version", info.schema_version.to_string()),
-        ("read from", info.source.to_owned()),
-        ("roll-ups", rollups_text(info)),
-    ]
-}
-
-fn info_table(info: &Info) -> Table {
-    let mut t = Table::new(&[
-        "path",
-        "size_bytes",
-        "rows",
-        "users",
-        "tokens",
-        "cost_usd",
-        "first_date",
-        "last_date",
-        "schema_version",
-        "source",
-        "rollups_match",
-    ]);
-    t.push(vec![
-        info.path.clone().into(),
-        i64::try_from(info.size_bytes).unwrap_or(i64::MAX).into(),
-        info.rows.into(),
-        info.users.into(),
-        info.tokens.into(),
-        Cell::Usd(info.cost_usd.map(|c| (c * 1e6).round() as i64)),
-        info.first_date.map(|d| d.to_string()).into(),
-        info.last_date.map(|d| d.to_string()).into(),
-        info.schema_version.into(),
-        info.source.into(),
-        info.rollups_match.map(|m| m.to_string()).into(),
-    ]);
-    t
-}
-
-const USER_HEADERS: [&str; 7] = [
-    "user_id",
-    "username",
-    "requests",
-    "tokens",
-    "cost_usd",
-    "first_date",
-    "last_date",
-];
-
-fn user_cells(
-    user_id: i64,
-    username: &Option<String>,
-    (requests, tokens, cost): (i64, i64, Option<i64>),
-    (first, last): (Option<NaiveDate>, Option<NaiveDate>),
-) -> Vec<Cell> {
-    let day = |d: Option<NaiveDate>| Cell::from(d.map(|d| d.to_string()));
-    vec![
-        user_id.into(),
-        username.clone().into(),
-        requests.into(),
-        tokens.into(),
-        Cell::Usd(cost),
-        day(first),
-        day(last),
-    ]
-}
-
-fn users_table(users: &[UserTotals]) -> Table {
-    let mut t = Table::new(&USER_HEADERS);
-    for u in users {
-        t.push(user_cells(
-            u.user_id,
-            &u.username,
-            (u.requests, u.tokens, u.cost_micro_usd),
-            (Some(u.first_date), Some(u.last_date)),
-        ));
-    }
-    t
-}
-
-fn daily_table(days: &[DayTotals]) -> Table {
-    let mut t = Table::new(&["date", "requests", "users", "tokens", "cost_usd"]);
-    for d in days {
-        t.push(vec![
-            d.date.to_string().into(),
-            d.requests.into(),
-            d.users.into(),
-            d.tokens.into(),
-            Cell::Usd(d.cost_micro_usd),
-        ]);
-    }
-    t
-}
-
-fn day_users_table(users: &[UserDayUsage]) -> Table {
-    let mut t = Table::new(&["user_id", "username", "requests", "tokens", "cost_usd"]);
-    for u in users {
-        t.push(vec![
-            u.user_id.into(),
-            u.username.clone().into(),
-            u.requests.into(),
-            u.tokens.into(),
-            Cell::Usd(u.cost_micro_usd),
-        ]);
-    }
-    t
-}
-
-fn user_pairs(s: &UserUsageStats) -> Vec<(&'static str, String)> {
-    vec![
-        ("user_id", s.user_id.to_string()),
-        ("username", s.username.clone().unwrap_or_default()),
-        ("requests", s.requests.to_string()),
-        ("tokens", s.tokens.to_string()),
-        (
-            "cost",
-            usd_text(s.cost_micro_usd).unwrap_or_else(|| "unknown".to_owned()),
-        ),
-        ("first day", date_text(s.first_date)),
-        ("last day", date_text(s.last_date)),
-    ]
-}
-
-fn user_totals_table(s: &UserUsageStats) -> Table {
-    let mut t = Table::new(&USER_HEADERS);
-    t.push(user_cells(
-        s.user_id,
-        &s.username,
-        (s.requests, s.tokens, s.cost_micro_usd),
-        (s.first_date, s.last_date),
-    ));
-    t
 }
