@@ -10,7 +10,7 @@
 #[path = "../tests/support/net.rs"]
 mod net;
 #[allow(dead_code)]
-#[path = "../tests/support/openai.rs"]
+#[path = "../tests/support/openai/mod.rs"]
 mod openai;
 #[allow(dead_code)]
 #[path = "../tests/support/sse.rs"]

@@ -18,7 +18,7 @@ mod load_ingest;
 #[path = "../tests/support/net.rs"]
 mod net;
 #[allow(dead_code)]
-#[path = "../tests/support/openai.rs"]
+#[path = "../tests/support/openai/mod.rs"]
 mod openai;
 #[allow(dead_code)]
 #[path = "support/percentiles.rs"]
