@@ -16,7 +16,7 @@ mod openai;
 #[path = "../tests/support/sse.rs"]
 mod sse;
 #[allow(dead_code)]
-#[path = "../tests/support/telegram.rs"]
+#[path = "../tests/support/telegram/mod.rs"]
 mod telegram;
 
 use std::time::Duration;

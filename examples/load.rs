@@ -33,7 +33,7 @@ mod redis;
 #[path = "../tests/support/sse.rs"]
 mod sse;
 #[allow(dead_code)]
-#[path = "../tests/support/telegram.rs"]
+#[path = "../tests/support/telegram/mod.rs"]
 mod telegram;
 
 use std::fs::File;
