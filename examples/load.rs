@@ -11,7 +11,7 @@
 //! `examples/bare_webhook.rs` in alternating rounds. Everything stays on loopback; the
 //! processes started here are ended by PID.
 
-#[path = "support/load_answers.rs"]
+#[path = "support/load_answers/mod.rs"]
 mod load_answers;
 #[path = "support/load_ingest.rs"]
 mod load_ingest;
