@@ -4,6 +4,7 @@
 
 pub mod net;
 pub mod openai;
+pub mod operator;
 pub mod redis;
 pub mod sse;
 pub mod telegram;

@@ -1,0 +1,136 @@
+//! `subgpt check`, the operator's doctor (SPEC §2): every check passes on a healthy set-up, a
+//! Redis that keeps nothing on disk is only a warning, and each broken part fails on its own
+//! line naming its fix.
+
+mod support;
+
+use serde_json::json;
+use support::operator::{healthy, run};
+use support::*;
+
+#[tokio::test]
+async fn check_passes_when_everything_is_right() {
+    let redis = RedisServer::start();
+    assert_eq!(redis.cli(&["CONFIG", "SET", "appendonly", "yes"]), "OK");
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let (code, out) = run(spawn).await;
+    assert_eq!(code, 0, "{out}");
+    for name in [
+        "configuration",
+        "sqlite",
+        "state",
+        "redis",
+        "telegram",
+        "channel @test_channel",
+        "openai",
+        "webhook",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with("ok") && l.contains(name)),
+            "{name}: {out}"
+        );
+    }
+    assert!(!out.contains("FAIL"));
+}
+
+#[tokio::test]
+async fn check_warns_about_a_redis_that_keeps_nothing_on_disk() {
+    // The test server runs with `--save "" --appendonly no`.
+    let redis = RedisServer::start();
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let (code, out) = run(spawn).await;
+    assert_eq!(code, 0, "a warning does not fail the check: {out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("redis"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("WARN") && line.contains("appendonly yes"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn check_names_each_failure_and_its_fix() {
+    let redis = RedisServer::start();
+    type Breaks = Box<dyn Fn(&FakeTelegram, Spawn) -> Spawn>;
+    let cases: Vec<(&str, Breaks, &str)> = vec![
+        (
+            "telegram",
+            Box::new(|t, s| {
+                t.with(|st| st.reject_token = true);
+                s
+            }),
+            "copy TELEGRAM_BOT_TOKEN again",
+        ),
+        (
+            "channel @test_channel",
+            Box::new(|t, s| {
+                t.set_member(CHANNEL, telegram::BOT_ID, "member");
+                s
+            }),
+            "make the bot an administrator of @test_channel",
+        ),
+        (
+            "openai",
+            Box::new(|_, s| s.env("OPENAI_API_KEY", "sk-wrong")),
+            "set a valid OPENAI_API_KEY",
+        ),
+        (
+            "openai",
+            Box::new(|_, s| s.env("OPENAI_MODEL", "no-such-model")),
+            "set OPENAI_MODEL",
+        ),
+        (
+            "redis",
+            Box::new(|_, s| s.env("REDIS_URL", &format!("redis://127.0.0.1:{}/0", free_port()))),
+            "start Redis",
+        ),
+        (
+            "sqlite",
+            Box::new(|_, s| s.env("ANALYTICS_DB_PATH", "/dev/null/usage.db")),
+            "writable",
+        ),
+        (
+            "webhook",
+            Box::new(|t, s| {
+                t.with(|st| st.webhook["url"] = json!(""));
+                s
+            }),
+            "run `subgpt webhook set`",
+        ),
+        (
+            "webhook",
+            Box::new(|t, s| {
+                let now = chrono::Utc::now().timestamp();
+                t.with(|st| {
+                    st.webhook["last_error_date"] = json!(now - 60);
+                    st.webhook["last_error_message"] = json!("Connection refused");
+                });
+                s
+            }),
+            "troubleshooting",
+        ),
+    ];
+    for (name, breaks, fix) in cases {
+        let (telegram, _o, spawn) = healthy(&redis).await;
+        let (code, out) = run(breaks(&telegram, spawn)).await;
+        assert_eq!(code, 1, "{name}: {out}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("FAIL"))
+            .unwrap_or_else(|| panic!("no FAIL line: {out}"));
+        assert!(line.contains(name) && line.contains(fix), "{name}: {line}");
+        // A rejected token also leaves the channel checks undone; anything else fails alone.
+        let expected = if name == "telegram" { 2 } else { 1 };
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("FAIL")).count(),
+            expected,
+            "{out}"
+        );
+    }
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let (code, out) = run(spawn.env("CHANNEL_POLICY", "sometimes")).await;
+    assert_eq!(code, 2);
+    assert!(out.contains("FAIL  configuration: CHANNEL_POLICY"), "{out}");
+}
