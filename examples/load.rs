@@ -84,8 +84,6 @@ enum Mode {
     Answers(load_answers::Options),
     /// Ignored updates with wrk, the service beside a bare handler, round by round.
     Ingest(load_ingest::Options),
-    // Issue 10 (streaming): a mode measuring the time to the first visible text of an answer
-    // (the first draft or partial message per update) goes here.
 }
 
 /// A free loopback port (bound and released); `redis.rs` uses it too.

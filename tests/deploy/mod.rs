@@ -1,4 +1,4 @@
-//! Helpers of `tests/deploy_scripts.rs`: script-managed instances and a real nginx.
+//! Helpers of the deploy tests (`tests/deploy_*.rs`): script-managed instances and a real nginx.
 
 pub mod instance;
 pub mod nginx;
