@@ -174,6 +174,39 @@ async fn a_repeated_update_is_handled_once_across_instances_with_redis() {
     );
 }
 
+/// Per-call count of one command in `INFO commandstats` (0 when it was never called).
+fn calls(stats: &str, command: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn redis_commands_go_out_without_a_check_round_trip_before_each() {
+    let redis = RedisServer::start();
+    let app = Spawn::default()
+        .env("REDIS_URL", &redis.url())
+        .start()
+        .await;
+    assert_eq!(redis.cli(&["CONFIG", "RESETSTAT"]), "OK");
+    for i in 0..5 {
+        app.send_text(700 + i, 13, &format!("m{i}")).await;
+    }
+    app.wait_messages(13, 5).await;
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    let work: u64 = ["get", "set", "eval", "del"]
+        .iter()
+        .map(|c| calls(&stats, c))
+        .sum();
+    // Dedup marks, gate, conversation and the user lock: several commands per update.
+    assert!(work >= 15, "{stats}");
+    // A pool that checks each connection out with UNWATCH + PING doubles the round trips.
+    assert_eq!(calls(&stats, "unwatch"), 0, "{stats}");
+    assert!(calls(&stats, "ping") <= 1, "{stats}");
+}
+
 #[tokio::test]
 async fn one_users_messages_are_answered_in_order_while_others_run_in_parallel() {
     let app = TestApp::spawn().await;

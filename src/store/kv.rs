@@ -13,20 +13,18 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::redis::AsyncCommands;
+use ::redis::AsyncCommands;
 
+use self::redis::{RedisKv, millis};
 pub use memory::MemoryKv;
-use redis::{RedisKv, millis};
 
 /// What went wrong with the store (only Redis can fail).
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
-    #[error("redis pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
     #[error("redis: {0}")]
-    Redis(#[from] deadpool_redis::redis::RedisError),
+    Redis(#[from] ::redis::RedisError),
     #[error("redis configuration: {0}")]
-    Config(#[from] deadpool_redis::CreatePoolError),
+    Config(::redis::RedisError),
     #[error("redis did not answer within {} ms", COMMAND_TIMEOUT.as_millis())]
     Timeout,
 }
@@ -72,9 +70,9 @@ impl Kv {
         let Some(r) = &self.redis else {
             return Ok(self.memory.set_nx(key, value, ttl));
         };
-        let opts = deadpool_redis::redis::SetOptions::default()
-            .conditional_set(deadpool_redis::redis::ExistenceCheck::NX)
-            .with_expiration(deadpool_redis::redis::SetExpiry::PX(millis(ttl)));
+        let opts = ::redis::SetOptions::default()
+            .conditional_set(::redis::ExistenceCheck::NX)
+            .with_expiration(::redis::SetExpiry::PX(millis(ttl)));
         let result = r
             .run(|mut c| {
                 let (key, value) = (key.to_string(), value.to_string());
@@ -163,7 +161,7 @@ impl Kv {
         const SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
         let _ = r
             .run(|mut c| {
-                let mut eval = deadpool_redis::redis::cmd("EVAL");
+                let mut eval = ::redis::cmd("EVAL");
                 eval.arg(SCRIPT).arg(1).arg(key).arg(value);
                 async move {
                     let _: i64 = eval.query_async(&mut c).await?;
@@ -180,7 +178,7 @@ impl Kv {
         const SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
         let _ = r
             .run(|mut c| {
-                let mut eval = deadpool_redis::redis::cmd("EVAL");
+                let mut eval = ::redis::cmd("EVAL");
                 eval.arg(SCRIPT).arg(1).arg(key).arg(value).arg(millis(ttl));
                 async move {
                     let _: i64 = eval.query_async(&mut c).await?;
@@ -197,7 +195,7 @@ impl Kv {
             return Ok(None);
         };
         r.run(|mut c| {
-            let mut cmd = deadpool_redis::redis::cmd("CONFIG");
+            let mut cmd = ::redis::cmd("CONFIG");
             cmd.arg("GET").arg(parameter);
             async move {
                 let pairs: Vec<String> = cmd.query_async(&mut c).await?;
@@ -211,9 +209,7 @@ impl Kv {
     pub async fn ping(&self) -> Result<(), KvError> {
         let Some(r) = &self.redis else { return Ok(()) };
         r.run(|mut c| async move {
-            let _: String = deadpool_redis::redis::cmd("PING")
-                .query_async(&mut c)
-                .await?;
+            let _: String = ::redis::cmd("PING").query_async(&mut c).await?;
             Ok(())
         })
         .await

@@ -1,33 +1,47 @@
-//! The Redis side of the store: a pool with short timeouts, each command bounded by
-//! [`COMMAND_TIMEOUT`], and an outage logged once.
+//! The Redis side of the store: one multiplexed connection that reconnects by itself, each
+//! command bounded by [`COMMAND_TIMEOUT`], and an outage logged once.
+//!
+//! One connection, not a pool: commands from every task are pipelined on it, which is how
+//! Redis (one thread) serves many small commands best. deadpool-redis pooled such connections
+//! and sent `UNWATCH` + `PING` at every checkout: in a load run of 10,000 answers that was an
+//! extra round trip before 54,371 of the 74,400 commands (`INFO commandstats`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use deadpool_redis::redis::AsyncCommands;
+use ::redis::AsyncCommands;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{COMMAND_TIMEOUT, KvError};
+
+/// How long one attempt to (re)connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reconnect attempts after a connection is lost, before the next command starts over. Few
+/// and short: while they run, commands wait for them (up to [`COMMAND_TIMEOUT`]), and a
+/// Redis that is back should be used again within a second or two.
+const RECONNECT_RETRIES: usize = 2;
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 
 /// A Redis-backed store, remembering whether it is in an outage so that is logged once.
 #[derive(Clone)]
 pub(super) struct RedisKv {
-    pool: deadpool_redis::Pool,
+    connection: ConnectionManager,
     down: Arc<AtomicBool>,
 }
 
 impl RedisKv {
-    /// A pool for `url`. Does not connect yet.
+    /// A connection to `url`, opened at the first command (not here).
     pub(super) fn new(url: &str) -> Result<Self, KvError> {
-        let mut cfg = deadpool_redis::Config::from_url(url);
-        let mut pool = deadpool_redis::PoolConfig::new(32);
-        pool.timeouts.wait = Some(Duration::from_secs(2));
-        pool.timeouts.create = Some(Duration::from_secs(2));
-        pool.timeouts.recycle = Some(Duration::from_secs(2));
-        cfg.pool = Some(pool);
-        let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+        let client = ::redis::Client::open(url).map_err(KvError::Config)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let connection =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(KvError::Config)?;
         Ok(RedisKv {
-            pool,
+            connection,
             down: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -59,22 +73,16 @@ impl RedisKv {
         .await
     }
 
-    /// Runs one command on a pooled connection; logs the first failure of an outage and
+    /// Runs one command on the shared connection; logs the first failure of an outage and
     /// the recovery, not every failed call.
     pub(super) async fn run<T, F, Fut>(&self, f: F) -> Result<T, KvError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = Result<T, KvError>>,
     {
-        // Boxed: deadpool's checkout future is ~6.9 KB, and inline it made every future that
-        // touches the kv (the gate, conversations, locks, so each answer's) that much larger,
-        // with or without Redis configured.
-        let result = match Box::pin(self.pool.get()).await {
-            Ok(conn) => tokio::time::timeout(COMMAND_TIMEOUT, f(conn))
-                .await
-                .unwrap_or(Err(KvError::Timeout)),
-            Err(e) => Err(e.into()),
-        };
+        let result = tokio::time::timeout(COMMAND_TIMEOUT, f(self.connection.clone()))
+            .await
+            .unwrap_or(Err(KvError::Timeout));
         match &result {
             Ok(_) => {
                 if self.down.swap(false, Ordering::Relaxed) {
