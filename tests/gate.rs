@@ -258,6 +258,8 @@ async fn redis_outage_falls_back_to_telegram_and_recovers() {
     redis.restart();
     app.send_text(5, 23, "five").await;
     app.wait_messages(23, 1).await;
+    // The first command after the outage (this update's dedup mark) already reached Redis.
+    assert_eq!(redis.cli(&["EXISTS", "subgpt:123456:upd:5"]), "1");
     eventually(
         "the cache to be used again",
         Duration::from_secs(10),

@@ -75,7 +75,7 @@ impl Kv {
             .with_expiration(::redis::SetExpiry::PX(millis(ttl)));
         let result = r
             .run(|mut c| {
-                let (key, value) = (key.to_string(), value.to_string());
+                let (key, value, opts) = (key.to_string(), value.to_string(), opts.clone());
                 async move {
                     let set: Option<String> = c.set_options(key, value, opts).await?;
                     Ok(set.is_some())

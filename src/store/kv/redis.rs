@@ -17,11 +17,11 @@ use super::{COMMAND_TIMEOUT, KvError};
 
 /// How long one attempt to (re)connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Reconnect attempts after a connection is lost, before the next command starts over. Few
-/// and short: while they run, commands wait for them (up to [`COMMAND_TIMEOUT`]), and a
-/// Redis that is back should be used again within a second or two.
-const RECONNECT_RETRIES: usize = 2;
-const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+/// Reconnect attempts inside the client after a connection is lost: none. While the client
+/// retries, every command waits for it, so a Redis that is down would slow each update by
+/// the back-off instead of failing fast to the process's copy. [`RedisKv::run`] tries a
+/// command once more instead, only when the connection was refused (nothing was sent).
+const RECONNECT_RETRIES: usize = 0;
 
 /// A Redis-backed store, remembering whether it is in an outage so that is logged once.
 #[derive(Clone)]
@@ -36,8 +36,7 @@ impl RedisKv {
         let client = ::redis::Client::open(url).map_err(KvError::Config)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(RECONNECT_MAX_DELAY);
+            .set_number_of_retries(RECONNECT_RETRIES);
         let connection =
             ConnectionManager::new_lazy_with_config(client, config).map_err(KvError::Config)?;
         Ok(RedisKv {
@@ -75,12 +74,26 @@ impl RedisKv {
 
     /// Runs one command on the shared connection; logs the first failure of an outage and
     /// the recovery, not every failed call.
+    ///
+    /// A refused connection means the command was never sent, so it is tried once more: the
+    /// failure has started a fresh connection, and the second try waits for it. Without this,
+    /// the first command after Redis is back would still fail, since it reads the refusal the
+    /// last attempt left behind. Anything else (a time-out, a dropped connection after the
+    /// command went out) is not repeated: `SET NX` twice could read its own first write.
     pub(super) async fn run<T, F, Fut>(&self, f: F) -> Result<T, KvError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = Result<T, KvError>>,
     {
-        let result = tokio::time::timeout(COMMAND_TIMEOUT, f(self.connection.clone()))
+        let attempts = async {
+            match f(self.connection.clone()).await {
+                Err(KvError::Redis(e)) if e.is_connection_refusal() => {
+                    f(self.connection.clone()).await
+                }
+                result => result,
+            }
+        };
+        let result = tokio::time::timeout(COMMAND_TIMEOUT, attempts)
             .await
             .unwrap_or(Err(KvError::Timeout));
         match &result {
