@@ -36,6 +36,9 @@ impl RedisKv {
         let client = ::redis::Client::open(url).map_err(KvError::Config)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            // The client's own default (500 ms) would cut a command short of the one bound
+            // every command has here, COMMAND_TIMEOUT, and report it as another error.
+            .set_response_timeout(None)
             .set_number_of_retries(RECONNECT_RETRIES);
         let connection =
             ConnectionManager::new_lazy_with_config(client, config).map_err(KvError::Config)?;
