@@ -54,10 +54,7 @@ async fn persistent_failure_gets_one_polite_sentence_with_a_reference() {
         .unwrap()
         .trim_end_matches(')');
     assert_eq!(reference.len(), 8);
-    assert!(
-        app.logs().contains(reference),
-        "the reference leads to the log line"
-    );
+    app.wait_log(reference).await;
     assert_eq!(app.openai.request_count(), 4, "first try and three retries");
 }
 

@@ -74,11 +74,8 @@ async fn a_redis_read_that_times_out_changes_no_mapping() {
         id,
         "unchanged"
     );
-    assert!(
-        app.logs()
-            .contains("Redis failed; using this instance's copy of the conversation state"),
-        "the failure is logged"
-    );
+    app.wait_log("Redis failed; using this instance's copy of the conversation state")
+        .await;
 }
 
 #[tokio::test]
@@ -129,10 +126,8 @@ async fn sigkill_after_the_response_was_asked_for_picks_it_up_instead_of_asking_
     let texts = app.wait_messages(54, 1).await;
     assert_eq!(texts, vec!["Echo: expensive question"]);
     assert_eq!(app.openai.posts_of("expensive question"), 1, "asked once");
-    assert!(
-        app.logs()
-            .contains("picking up the response asked for before the restart")
-    );
+    app.wait_log("picking up the response asked for before the restart")
+        .await;
     // Its usage is recorded once too.
     let db = app.db_path();
     eventually("one usage row", Duration::from_secs(10), || {

@@ -266,7 +266,7 @@ async fn redis_outage_falls_back_to_telegram_and_recovers() {
         || redis.cli(&["GET", "subgpt:123456:sub:23:@test_channel"]) == "1",
     )
     .await;
-    assert!(app.logs().contains("Redis is reachable again"));
+    app.wait_log("Redis is reachable again").await;
 }
 
 #[tokio::test]
@@ -314,12 +314,8 @@ async fn the_bot_not_being_admin_is_logged_with_the_fix() {
         text.starts_with("Sorry, I can't check subscriptions"),
         "{text}"
     );
-    assert!(
-        app.logs()
-            .contains("make the bot an administrator of @test_channel"),
-        "{}",
-        app.logs()
-    );
+    app.wait_log("make the bot an administrator of @test_channel")
+        .await;
     assert_eq!(app.openai.request_count(), 0);
 }
 

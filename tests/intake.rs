@@ -68,10 +68,8 @@ async fn sigkill_loses_nothing_and_a_restart_answers_each_update_once_in_order()
             "no answer twice"
         );
     }
-    assert!(
-        app.logs()
-            .contains("replaying updates accepted before the restart")
-    );
+    app.wait_log("replaying updates accepted before the restart")
+        .await;
     eventually("the inbox is empty", Duration::from_secs(5), || {
         inbox_rows(&app) == 0
     })
@@ -144,7 +142,7 @@ async fn an_update_past_its_deadline_is_given_up_and_the_queue_moves_on() {
     let texts = app.wait_messages(9, 2).await;
     // The second one was also cut by its own deadline, or answered: either way it came out.
     assert_eq!(texts.len(), 2);
-    assert!(app.logs().contains("ran past ANSWER_DEADLINE_SECS"));
+    app.wait_log("ran past ANSWER_DEADLINE_SECS").await;
     eventually("the inbox is empty", Duration::from_secs(5), || {
         inbox_rows(&app) == 0
     })
@@ -222,10 +220,8 @@ async fn an_update_that_keeps_killing_the_process_is_given_up_after_three_starts
     }
     let texts = app.wait_messages(21, 1).await;
     assert!(texts[0].contains("reference:"), "{texts:?}");
-    assert!(
-        app.logs()
-            .contains("given up: handling this update was started 3 times")
-    );
+    app.wait_log("given up: handling this update was started 3 times")
+        .await;
     // Asked once; the restarts looked at that response instead of asking again.
     assert_eq!(app.openai.request_count(), 1);
     eventually("the inbox is empty", Duration::from_secs(5), || {
@@ -258,10 +254,6 @@ async fn after_a_crash_the_instance_takes_its_own_stale_user_lock_at_once() {
         app.wait_messages(31, 1).await,
         vec!["Echo: before the crash"]
     );
-    assert!(
-        app.logs()
-            .contains("took over this user's lock, left by this instance before a restart"),
-        "{}",
-        app.logs()
-    );
+    app.wait_log("took over this user's lock, left by this instance before a restart")
+        .await;
 }

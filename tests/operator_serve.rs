@@ -155,11 +155,7 @@ async fn start_up_waits_out_a_telegram_outage_but_not_a_rejected_token() {
     let app = Spawn::default().fakes(&telegram, &openai).start().await;
     let get_me: Vec<bool> = telegram.calls("getMe").iter().map(|c| c.ok).collect();
     assert_eq!(get_me, vec![false, false, true], "{}", app.logs());
-    assert!(
-        app.logs().contains("request failed; retrying"),
-        "each failure is logged:\n{}",
-        app.logs()
-    );
+    app.wait_log("request failed; retrying").await;
     app.send_text(1, 90, "after the outage").await;
     app.wait_messages(90, 1).await;
     drop(app);

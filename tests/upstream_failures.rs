@@ -42,11 +42,7 @@ async fn a_time_out_after_the_request_was_sent_is_not_repeated() {
         1,
         "one POST, never repeated"
     );
-    assert!(
-        app.logs().contains("not sending it again"),
-        "{}",
-        app.logs()
-    );
+    app.wait_log("not sending it again").await;
 }
 
 #[tokio::test]
@@ -71,10 +67,7 @@ async fn model_not_found_is_an_error_not_a_lost_conversation() {
     assert_eq!(created, 1, "no POST /conversations");
     assert!(deleted.is_empty(), "no DELETE");
     assert_eq!(posted, 2, "a 404 is not retried");
-    assert!(
-        app.logs().contains("model_not_found"),
-        "the log names the cause"
-    );
+    app.wait_log("model_not_found").await;
     // The model is fixed: the same conversation goes on.
     app.openai.with(|s| s.model_missing = false);
     app.send_text(3, 21, "third").await;

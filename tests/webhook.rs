@@ -282,7 +282,7 @@ async fn dotenv_is_read_the_real_environment_wins_and_a_broken_one_exits_2() {
     .unwrap();
     let app = Spawn::default().dir(&dir).launch().await;
     assert_eq!(app.wait_exit(Duration::from_secs(10)).await.code(), Some(2));
-    assert!(app.logs().contains(".env"), "{}", app.logs());
+    app.wait_log(".env").await;
 }
 
 #[tokio::test]
