@@ -51,6 +51,34 @@ async fn check_warns_about_a_redis_that_keeps_nothing_on_disk() {
 }
 
 #[tokio::test]
+async fn check_reaches_redis_over_tls_only_with_a_certificate_the_host_trusts() {
+    let redis = RedisServer::start_tls();
+    // The check's own line (a log line may also name Redis).
+    let redis_line = |out: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some("redis:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let ca = redis.ca_file();
+    let (_, out) = run(spawn.env("SSL_CERT_FILE", ca.to_str().unwrap())).await;
+    // Reached: what is left to say is the persistence warning.
+    assert!(redis_line(&out).starts_with("WARN"), "{out}");
+
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let (code, out) = run(spawn).await;
+    assert_eq!(code, 1, "{out}");
+    let line = redis_line(&out);
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains("UnknownIssuer")
+            && line.contains("SSL_CERT_FILE"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
 async fn check_names_each_failure_and_its_fix() {
     let redis = RedisServer::start();
     type Breaks = Box<dyn Fn(&FakeTelegram, Spawn) -> Spawn>;

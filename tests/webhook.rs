@@ -208,6 +208,21 @@ async fn redis_commands_go_out_without_a_check_round_trip_before_each() {
 }
 
 #[tokio::test]
+async fn redis_over_tls_with_a_private_ca_trusted_through_ssl_cert_file() {
+    let redis = RedisServer::start_tls();
+    // A private CA is trusted the usual way, through SSL_CERT_FILE.
+    let app = Spawn::default()
+        .env("REDIS_URL", &redis.url())
+        .env("SSL_CERT_FILE", redis.ca_file().to_str().unwrap())
+        .start()
+        .await;
+    app.send_text(800, 14, "over tls").await;
+    assert_eq!(app.wait_messages(14, 1).await, vec!["Echo: over tls"]);
+    assert_eq!(redis.cli(&["EXISTS", "subgpt:123456:upd:800"]), "1");
+    assert!(!app.logs().contains("Redis is failing"), "{}", app.logs());
+}
+
+#[tokio::test]
 async fn one_users_messages_are_answered_in_order_while_others_run_in_parallel() {
     let app = TestApp::spawn().await;
     app.openai.with(|s| s.delay = Duration::from_millis(300));

@@ -201,10 +201,14 @@ async fn redis(config: &Config) -> Outcome {
         Err(e) => return fail(format!("{shown}: {e}"), "correct REDIS_URL"),
     };
     if let Err(e) = kv.ping().await {
-        return fail(
-            format!("{shown} unreachable: {e}"),
-            "start Redis (systemctl start redis-server) or correct REDIS_URL",
-        );
+        // rustls names the certificate in its message; the error has no kind of its own.
+        let fix = if e.to_string().contains("certificate") {
+            "make this host trust the server's certificate (its CA in the system's store, or \
+             SSL_CERT_FILE) or correct REDIS_URL"
+        } else {
+            "start Redis (systemctl start redis-server) or correct REDIS_URL"
+        };
+        return fail(format!("{shown} unreachable: {e}"), fix);
     }
     let appendonly = kv.redis_config("appendonly").await;
     let save = kv.redis_config("save").await;

@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,31 +12,144 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Where the server may write (with `CONFIG SET appendonly yes`), not the repository.
     dir: tempfile::TempDir,
+    /// Serving TLS only (`rediss://`), with a certificate for 127.0.0.1 from `ca_file`.
+    tls: bool,
 }
 
 impl RedisServer {
     /// Starts a fresh server (no persistence) and waits until it answers PING.
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// Starts a fresh server that speaks only TLS, with a certificate for 127.0.0.1 signed by
+    /// a CA made for it (see [`RedisServer::ca_file`]).
+    pub fn start_tls() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> RedisServer {
         let port = super::free_port();
         let mut server = RedisServer {
             port,
             child: None,
             dir: tempfile::tempdir().unwrap(),
+            tls,
         };
+        if tls {
+            server.make_certificates();
+        }
         server.spawn();
         server
     }
 
-    /// `redis://127.0.0.1:PORT/0`
+    /// `redis://127.0.0.1:PORT/0`, or `rediss://…` with TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The CA that signed a TLS server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A CA and a server certificate for 127.0.0.1 (P-256 keys, valid two days), with openssl.
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: [&[&str]; 3] = [
+            &[
+                &["req", "-x509"],
+                &key[..],
+                &["-keyout", "ca.key", "-out", "ca.pem"],
+            ]
+            .concat(),
+            &[
+                &["req"],
+                &key[..],
+                &["-keyout", "server.key", "-out", "server.csr"],
+            ]
+            .concat(),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-extfile",
+                "san.ext",
+            ],
+        ];
+        for (step, subject) in steps
+            .iter()
+            .zip(["/CN=subgpt test CA", "/CN=127.0.0.1", ""])
+        {
+            let mut command = Command::new("openssl");
+            command.args(*step).args(["-days", "2"]).current_dir(dir);
+            if !subject.is_empty() {
+                command.args(["-subj", subject]);
+            }
+            let out = command
+                .output()
+                .expect("openssl must be installed (scripts/test installs it)");
+            assert!(out.status.success(), "openssl {step:?}: {out:?}");
+        }
+    }
+
+    /// Where the server listens, by protocol.
+    fn port_args(&self) -> Vec<String> {
+        let port = self.port.to_string();
+        if !self.tls {
+            return vec!["--port".into(), port];
+        }
+        let file = |name: &str| self.dir.path().join(name).display().to_string();
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port,
+            "--tls-cert-file".into(),
+            file("server.pem"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
+    }
+
+    /// redis-cli's arguments to reach this server.
+    fn cli_args(&self) -> Vec<String> {
+        let mut args = vec!["-p".to_string(), self.port.to_string()];
+        if self.tls {
+            args.extend([
+                "--tls".into(),
+                "--cacert".into(),
+                self.ca_file().display().to_string(),
+            ]);
+        }
+        args
     }
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
+            .args(self.port_args())
             .args([
-                "--port",
-                &self.port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -62,6 +176,9 @@ impl RedisServer {
     }
 
     fn answers(&self) -> bool {
+        if self.tls {
+            return self.cli(&["PING"]) == "PONG";
+        }
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
@@ -112,7 +229,7 @@ impl RedisServer {
     /// Runs one command with redis-cli and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+            .args(self.cli_args())
             .args(args)
             .output()
             .expect("redis-cli");
