@@ -258,18 +258,14 @@ impl TestApp {
         self.logs.lock().clone()
     }
 
-    /// Waits (10 s at most) until the log has `needle`. The log comes through a pipe and a
-    /// reader thread, so a line can land a moment after what it describes was seen.
+    /// Waits (10 s at most) until the log has `needle`: it comes through a pipe and a reader
+    /// thread, so a line can land a moment after what it describes was seen.
     pub async fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.logs().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "not in the log: {needle:?}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("{needle:?} in the log");
+        eventually(&what, Duration::from_secs(10), || {
+            self.logs().contains(needle)
+        })
+        .await;
     }
 
     /// POSTs raw bytes to the webhook with `secret` in the header (none when `None`).
