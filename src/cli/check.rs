@@ -201,8 +201,7 @@ async fn redis(config: &Config) -> Outcome {
         Err(e) => return fail(format!("{shown}: {e}"), "correct REDIS_URL"),
     };
     if let Err(e) = kv.ping().await {
-        // rustls names the certificate in its message; the error has no kind of its own.
-        let fix = if e.to_string().contains("certificate") {
+        let fix = if e.is_untrusted_certificate() {
             "make this host trust the server's certificate (its CA in the system's store, or \
              SSL_CERT_FILE) or correct REDIS_URL"
         } else {

@@ -29,6 +29,14 @@ pub enum KvError {
     Timeout,
 }
 
+impl KvError {
+    /// The server's TLS certificate was not trusted (rustls names the certificate in its
+    /// message; the client's error has no kind of its own for it).
+    pub fn is_untrusted_certificate(&self) -> bool {
+        matches!(self, KvError::Redis(e) if e.to_string().contains("certificate"))
+    }
+}
+
 /// The longest one Redis command may take; a Redis that hangs is a failing Redis.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -58,56 +58,24 @@ impl RedisServer {
     fn make_certificates(&self) {
         let dir = self.dir.path();
         std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-        let key = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let steps: [&[&str]; 3] = [
-            &[
-                &["req", "-x509"],
-                &key[..],
-                &["-keyout", "ca.key", "-out", "ca.pem"],
-            ]
-            .concat(),
-            &[
-                &["req"],
-                &key[..],
-                &["-keyout", "server.key", "-out", "server.csr"],
-            ]
-            .concat(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-extfile",
-                "san.ext",
-            ],
-        ];
-        for (step, subject) in steps
-            .iter()
-            .zip(["/CN=subgpt test CA", "/CN=127.0.0.1", ""])
-        {
-            let mut command = Command::new("openssl");
-            command.args(*step).args(["-days", "2"]).current_dir(dir);
-            if !subject.is_empty() {
-                command.args(["-subj", subject]);
-            }
-            let out = command
+        let openssl = |args: &str| {
+            let out = Command::new("openssl")
+                .args(args.split(' '))
+                .current_dir(dir)
                 .output()
                 .expect("openssl must be installed (scripts/test installs it)");
-            assert!(out.status.success(), "openssl {step:?}: {out:?}");
-        }
+            assert!(out.status.success(), "openssl {args}: {out:?}");
+        };
+        let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        openssl(&format!(
+            "req -x509 {key} -days 2 -subj /CN=subgpt-test-CA -keyout ca.key -out ca.pem"
+        ));
+        openssl(&format!(
+            "req {key} -subj /CN=127.0.0.1 -keyout server.key -out server.csr"
+        ));
+        openssl(
+            "x509 -req -days 2 -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -extfile san.ext -out server.pem",
+        );
     }
 
     /// Where the server listens, by protocol.
