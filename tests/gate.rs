@@ -337,15 +337,11 @@ async fn gate_decisions_are_counted_by_outcome_and_source() {
     app.send_text(1, 60, "a").await;
     app.send_text(2, 60, "b").await;
     app.wait_messages(60, 2).await;
-    let metrics = app.metrics().await;
-    assert!(
-        metrics.contains(r#"subgpt_gate_decisions_total{outcome="allowed",source="telegram"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"subgpt_gate_decisions_total{outcome="allowed",source="cache"} 1"#),
-        "{metrics}"
-    );
+    app.wait_metrics(&[
+        r#"subgpt_gate_decisions_total{outcome="allowed",source="telegram"} 1"#,
+        r#"subgpt_gate_decisions_total{outcome="allowed",source="cache"} 1"#,
+    ])
+    .await;
 }
 
 #[tokio::test]

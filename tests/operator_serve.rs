@@ -57,8 +57,7 @@ async fn metrics_and_json_logs() {
         .send()
         .await
         .unwrap();
-    let metrics = app.metrics().await;
-    for needle in [
+    app.wait_metrics(&[
         "subgpt_updates_received_total 1",
         r#"subgpt_updates_rejected_total{reason="unauthorized"} 1"#,
         r#"subgpt_gate_decisions_total{outcome="allowed",source="telegram"} 1"#,
@@ -66,15 +65,21 @@ async fn metrics_and_json_logs() {
         "subgpt_openai_request_duration_seconds_bucket",
         r#"subgpt_telegram_requests_total{method="sendMessage",status="200"} 1"#,
         "subgpt_in_flight_conversations",
-    ] {
-        assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
-    }
-    let logs = app.logs();
-    let answered = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["span"]["name"] == "update");
-    let line = answered.unwrap_or_else(|| panic!("no log line inside an update span:\n{logs}"));
+    ])
+    .await;
+    let in_update = || {
+        app.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["span"]["name"] == "update")
+    };
+    eventually(
+        "a JSON log line inside an update span",
+        Duration::from_secs(10),
+        || in_update().is_some(),
+    )
+    .await;
+    let line = in_update().unwrap();
     assert_eq!(line["span"]["update_id"], 1);
     assert_eq!(line["span"]["user_id"], 80);
 }

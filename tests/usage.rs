@@ -75,10 +75,14 @@ async fn each_answer_records_one_row_with_the_upstream_tokens() {
     got.sort();
     expected.sort();
     assert_eq!(got, expected);
-    // Commands and refusals cost nothing.
+    // Commands cost nothing: after /help and one more answer there is exactly one row more.
     app.send_text(4, 301, "/help").await;
     app.wait_messages(301, 3).await;
-    assert_eq!(rows.len(), 3);
+    app.send_text(5, 301, "delta").await;
+    app.wait_messages(301, 4).await;
+    let after = wait_rows(&app, 4).await;
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after[3].3, tokens_for("delta", "Echo: delta") as i64);
 }
 
 #[tokio::test]

@@ -129,11 +129,8 @@ async fn a_repeated_update_is_handled_once_in_process() {
     app.send_text(78, 5, "next").await;
     app.wait_messages(5, 2).await;
     assert_eq!(app.openai.inputs(), vec!["once", "next"]);
-    let metrics = app.metrics().await;
-    assert!(
-        metrics.contains("subgpt_updates_duplicate_total 2"),
-        "{metrics}"
-    );
+    app.wait_metrics(&["subgpt_updates_duplicate_total 2"])
+        .await;
 }
 
 /// Two instances of the service sharing one Redis and the same fakes.

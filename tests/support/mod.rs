@@ -8,6 +8,7 @@ pub mod operator;
 pub mod redis;
 pub mod sse;
 pub mod telegram;
+mod updates;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -15,12 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use openai::FakeOpenAi;
 #[allow(unused_imports)]
 pub use redis::RedisServer;
 pub use telegram::FakeTelegram;
+#[allow(unused_imports)]
+pub use updates::{chat_member_update, text_update, text_update_in};
 
 pub const SECRET: &str = "webhook_Secret-123";
 pub const CHANNEL: &str = "@test_channel";
@@ -41,46 +44,6 @@ pub async fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() ->
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A private text message from `user`.
-pub fn text_update(update_id: i64, user: i64, text: &str) -> Value {
-    json!({
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id, "date": 1_760_000_000, "text": text,
-            "from": telegram::user_json(user),
-            "chat": {"id": user, "type": "private", "first_name": format!("User{user}"), "username": format!("user{user}")},
-        }
-    })
-}
-
-/// A private text message from `user` whose Telegram app is in `language_code`.
-pub fn text_update_in(update_id: i64, user: i64, text: &str, language_code: &str) -> Value {
-    let mut update = text_update(update_id, user, text);
-    update["message"]["from"]["language_code"] = json!(language_code);
-    update
-}
-
-/// A `chat_member` update of `channel` (an `@name`) for `user` going from `old` to `new`.
-pub fn chat_member_update(
-    update_id: i64,
-    channel: &str,
-    channel_id: i64,
-    user: i64,
-    old: &str,
-    new: &str,
-) -> Value {
-    json!({
-        "update_id": update_id,
-        "chat_member": {
-            "chat": {"id": channel_id, "type": "channel", "title": "Test channel", "username": channel.trim_start_matches('@')},
-            "from": telegram::user_json(user),
-            "date": 1_760_000_000,
-            "old_chat_member": {"status": old, "user": telegram::user_json(user)},
-            "new_chat_member": {"status": new, "user": telegram::user_json(user)},
-        }
-    })
 }
 
 /// How to start the service.
@@ -334,9 +297,19 @@ impl TestApp {
         (response.status(), response.text().await.unwrap())
     }
 
-    /// The `/metrics` text.
-    pub async fn metrics(&self) -> String {
-        self.get("/metrics").await.1
+    /// The `/metrics` text once it holds every one of `needles` (a counter may be bumped just
+    /// after the side effect a test waited for); panics with the last text after 10 s.
+    pub async fn wait_metrics(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.get("/metrics").await.1;
+            let missing = needles.iter().find(|n| !text.contains(**n));
+            match missing {
+                None => return text,
+                Some(n) if Instant::now() >= deadline => panic!("{n} missing:\n{text}"),
+                Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
     }
 
     /// Sends SIGTERM.
