@@ -246,6 +246,7 @@ async fn redis_outage_falls_back_to_telegram_and_recovers() {
     assert_eq!(app.openai.with(|s| s.conversations_created), 1);
     app.send_text(4, 21, "four").await;
     app.wait_messages(21, 3).await;
+    app.wait_log("Redis is failing").await;
     assert_eq!(
         app.logs().matches("Redis is failing").count(),
         1,

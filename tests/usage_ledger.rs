@@ -138,6 +138,7 @@ async fn a_prices_file_replaces_the_table_and_an_unknown_model_costs_null_with_o
     let rows = wait_cost_rows(&app, 3).await;
     assert_eq!(rows[1].0.as_deref(), Some("gpt-5.4-mini"));
     assert_eq!((rows[1].6, rows[2].6), (None, None), "unknown, not 0");
+    app.wait_log("no price for this model").await;
     let warnings = app.logs().matches("no price for this model").count();
     assert_eq!(warnings, 1, "one warning per model:\n{}", app.logs());
 

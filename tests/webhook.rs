@@ -71,7 +71,8 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn the_ack_does_not_wait_for_openai() {
     let app = TestApp::spawn().await;
-    app.openai.with(|s| s.delay = Duration::from_millis(4500));
+    // Long enough for a second "typing…" (4 s in) with room to spare on a busy machine.
+    app.openai.with(|s| s.delay = Duration::from_millis(5500));
     app.send_text(10, 7, "slow question").await;
     // The 200 came back; OpenAI is still working and nothing was answered yet.
     eventually(
