@@ -79,6 +79,37 @@ async fn a_redis_read_that_times_out_changes_no_mapping() {
 }
 
 #[tokio::test]
+async fn an_instance_keeps_a_conversation_another_one_started_through_a_redis_outage() {
+    let mut redis = RedisServer::start();
+    let (telegram, openai) = (FakeTelegram::start().await, FakeOpenAi::start().await);
+    let spawn = || {
+        Spawn::default()
+            .fakes(&telegram, &openai)
+            .env("REDIS_URL", &redis.url())
+            .start()
+    };
+    let (first, second) = (spawn().await, spawn().await);
+    first.send_text(1, 55, "one").await;
+    first.wait_messages(55, 1).await;
+    let id = redis.cli(&["GET", &format!("{CONV_KEY}55")]);
+    // The second instance learns the conversation from Redis ...
+    second.send_text(2, 55, "two").await;
+    second.wait_messages(55, 2).await;
+    // ... and goes on with it while Redis is down, instead of apologising.
+    redis.stop();
+    second.send_text(3, 55, "three").await;
+    assert_eq!(second.wait_messages(55, 3).await[2], "Echo: three");
+    let conversations: Vec<String> = openai.with(|s| {
+        s.requests
+            .iter()
+            .map(|r| conversation_of(&r.body))
+            .collect()
+    });
+    assert_eq!(conversations, vec![id.clone(), id.clone(), id]);
+    assert_eq!(openai.with(|s| s.conversations_created), 1);
+}
+
+#[tokio::test]
 async fn a_conversation_survives_a_restart_without_redis() {
     let app = TestApp::spawn().await;
     app.send_text(1, 53, "one").await;

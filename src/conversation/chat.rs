@@ -50,7 +50,7 @@ impl ChatConversations {
     }
 
     async fn load(&self, user: i64) -> Result<Vec<Turn>, ConversationError> {
-        let raw = self.state.get(&self.key(user)).await?;
+        let raw = self.state.get(&self.key(user), Some(self.ttl)).await?;
         Ok(raw
             .and_then(|r| serde_json::from_str(&r).ok())
             .unwrap_or_default())

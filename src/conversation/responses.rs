@@ -54,7 +54,7 @@ impl ResponsesConversations {
     }
 
     async fn conversation(&self, user: i64) -> Result<String, ConversationError> {
-        if let Some(id) = self.state.get(&self.key(user)).await? {
+        if let Some(id) = self.state.get(&self.key(user), None).await? {
             return Ok(id);
         }
         let id = self.api.create_conversation().await?;
@@ -208,7 +208,7 @@ impl ResponsesConversations {
         user: i64,
         limit: Option<usize>,
     ) -> Result<Vec<Turn>, ConversationError> {
-        let Some(conversation) = self.state.get(&self.key(user)).await? else {
+        let Some(conversation) = self.state.get(&self.key(user), None).await? else {
             return Ok(Vec::new());
         };
         // Newest first, so `/history` needs one page; `/export` pages through everything.
@@ -252,7 +252,7 @@ impl ResponsesConversations {
 
     /// Forgets the user's conversation, and asks OpenAI to delete it.
     pub async fn reset(&self, user: i64) -> Result<(), ConversationError> {
-        if let Some(conversation) = self.state.get(&self.key(user)).await? {
+        if let Some(conversation) = self.state.get(&self.key(user), None).await? {
             self.state.remove(&self.key(user)).await?;
             if let Err(e) = self.api.delete_conversation(&conversation).await {
                 tracing::warn!(error = %e, "could not delete the old conversation upstream");

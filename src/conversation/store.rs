@@ -3,8 +3,10 @@
 //!
 //! A value Redis does not have (restarted without persistence, flushed) is taken from the file
 //! and written back. While Redis fails, this instance's copy is used; with no copy that is an
-//! error, never "no conversation" (which would start a new one). A removed value is left in
-//! Redis as an empty tombstone, so another instance does not bring back its own older copy.
+//! error, never "no conversation" (which would start a new one). A value read from Redis is
+//! kept in the file too, so a user another instance started with goes on here through an
+//! outage. A removed value is left in Redis as an empty tombstone, so another instance does
+//! not bring back its own older copy (and drops it when it reads the tombstone).
 
 use std::time::Duration;
 
@@ -33,8 +35,13 @@ impl UserState {
         UserState { kv, state }
     }
 
-    /// The value of `key`, if any.
-    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    /// The value of `key`, if any. A value another instance shared is kept here too (expiring
+    /// after `ttl`, or never), so this instance can go on with it while Redis fails.
+    pub async fn get(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Option<String>, StoreError> {
         if !self.kv.is_redis() {
             return Ok(self.state.get(key).await?);
         }
@@ -51,8 +58,14 @@ impl UserState {
             }
         };
         match shared {
-            Some(tombstone) if tombstone.is_empty() => Ok(None),
-            Some(value) => Ok(Some(value)),
+            Some(tombstone) if tombstone.is_empty() => {
+                self.state.keep(key, None, None);
+                Ok(None)
+            }
+            Some(value) => {
+                self.state.keep(key, Some(&value), ttl);
+                Ok(Some(value))
+            }
             None => {
                 let copy = self.state.get(key).await?;
                 if let Some(value) = &copy {

@@ -117,6 +117,12 @@ enum Command {
         ttl: Option<Duration>,
         reply: Reply<()>,
     },
+    /// Makes this instance's copy of `key` match what the other instances share; nobody waits.
+    Keep {
+        key: String,
+        value: Option<String>,
+        ttl: Option<Duration>,
+    },
     Ping {
         reply: Reply<()>,
     },
@@ -238,6 +244,21 @@ impl StateStore {
             reply,
         })
         .await
+    }
+
+    /// Makes this instance's copy of `key` equal to `value` (removed when `None`), expiring
+    /// after `ttl`, without waiting for it: a value read from the instances' shared store is
+    /// kept, so this instance can go on with it while that store fails. Queued behind nothing
+    /// it could overtake: a later `put` from the same task is applied after it.
+    pub fn keep(&self, key: &str, value: Option<&str>, ttl: Option<Duration>) {
+        let command = Command::Keep {
+            key: key.to_string(),
+            value: value.map(str::to_string),
+            ttl,
+        };
+        if self.tx.send(command).is_err() {
+            tracing::warn!("the state database is closed; this instance keeps no copy");
+        }
     }
 
     /// Answers when the database does.

@@ -80,6 +80,32 @@ async fn user_state_expires_and_is_removed() {
 }
 
 #[tokio::test]
+async fn a_kept_copy_follows_the_shared_value_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(dir.path());
+    // Nobody waits for `keep`, yet what is asked after it sees it.
+    store.keep("a", Some("1"), None);
+    assert_eq!(store.get("a").await.unwrap().as_deref(), Some("1"));
+    store.keep("a", Some("2"), None);
+    assert_eq!(store.get("a").await.unwrap().as_deref(), Some("2"));
+    // A put after a keep wins; a keep of no value removes the copy.
+    store.keep("a", Some("3"), None);
+    store.put("a", Some("4"), None).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap().as_deref(), Some("4"));
+    store.keep("a", None, None);
+    assert_eq!(store.get("a").await.unwrap(), None);
+    // The same value over an expired copy lives again, for the new time to live.
+    store
+        .put("b", Some("x"), Some(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(store.get("b").await.unwrap(), None);
+    store.keep("b", Some("x"), Some(Duration::from_secs(60)));
+    assert_eq!(store.get("b").await.unwrap().as_deref(), Some("x"));
+}
+
+#[tokio::test]
 async fn concurrent_accepts_share_commits() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(dir.path());

@@ -30,6 +30,8 @@ enum Answer {
     Unit(Reply<()>),
     Rows(Reply<Vec<InboxRow>>, Vec<InboxRow>),
     Value(Reply<Option<String>>, Option<String>),
+    /// Nobody is waiting.
+    Nothing,
 }
 
 impl Answer {
@@ -41,6 +43,7 @@ impl Answer {
             Answer::Unit(r) => drop(r.send(Ok(()))),
             Answer::Rows(r, v) => drop(r.send(Ok(v))),
             Answer::Value(r, v) => drop(r.send(Ok(v))),
+            Answer::Nothing => {}
         }
     }
 
@@ -52,6 +55,7 @@ impl Answer {
             Answer::Unit(r) => drop(r.send(Err(e()))),
             Answer::Rows(r, _) => drop(r.send(Err(e()))),
             Answer::Value(r, _) => drop(r.send(Err(e()))),
+            Answer::Nothing => {}
         }
     }
 }
@@ -246,6 +250,26 @@ fn apply(tx: &Connection, command: Command) -> Result<Answer, StateError> {
                 }
             }
             Answer::Unit(reply)
+        }
+        Command::Keep { key, value, ttl } => {
+            // Writes only what differs, so keeping a value already here dirties no page.
+            let now = now_ms();
+            match value {
+                Some(value) => {
+                    let expires = ttl.map(|t| now + t.as_millis() as i64);
+                    tx.prepare_cached(
+                        "INSERT INTO user_state (key, value, expires_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                         WHERE value IS NOT excluded.value OR expires_at <= ?4",
+                    )?
+                    .execute(params![key, value, expires, now])?;
+                }
+                None => {
+                    tx.prepare_cached("DELETE FROM user_state WHERE key = ?1")?
+                        .execute([key])?;
+                }
+            }
+            Answer::Nothing
         }
         Command::Ping { reply } => Answer::Unit(reply),
     })
