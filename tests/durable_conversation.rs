@@ -82,13 +82,7 @@ async fn a_redis_read_that_times_out_changes_no_mapping() {
 async fn an_instance_keeps_a_conversation_another_one_started_through_a_redis_outage() {
     let mut redis = RedisServer::start();
     let (telegram, openai) = (FakeTelegram::start().await, FakeOpenAi::start().await);
-    let spawn = || {
-        Spawn::default()
-            .fakes(&telegram, &openai)
-            .env("REDIS_URL", &redis.url())
-            .start()
-    };
-    let (first, second) = (spawn().await, spawn().await);
+    let (first, second) = two_instances(&redis, &telegram, &openai).await;
     first.send_text(1, 55, "one").await;
     first.wait_messages(55, 1).await;
     let id = redis.cli(&["GET", &format!("{CONV_KEY}55")]);

@@ -134,21 +134,6 @@ async fn a_repeated_update_is_handled_once_in_process() {
         .await;
 }
 
-/// Two instances of the service sharing one Redis and the same fakes.
-async fn two_instances(
-    redis: &RedisServer,
-    telegram: &FakeTelegram,
-    openai: &FakeOpenAi,
-) -> (TestApp, TestApp) {
-    let spawn = || {
-        Spawn::default()
-            .fakes(telegram, openai)
-            .env("REDIS_URL", &redis.url())
-            .start()
-    };
-    (spawn().await, spawn().await)
-}
-
 #[tokio::test]
 async fn a_repeated_update_is_handled_once_across_instances_with_redis() {
     let redis = RedisServer::start();

@@ -46,6 +46,21 @@ pub async fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() ->
     }
 }
 
+/// Two instances of the service sharing one Redis and the same fakes.
+pub async fn two_instances(
+    redis: &RedisServer,
+    telegram: &FakeTelegram,
+    openai: &FakeOpenAi,
+) -> (TestApp, TestApp) {
+    let spawn = || {
+        Spawn::default()
+            .fakes(telegram, openai)
+            .env("REDIS_URL", &redis.url())
+            .start()
+    };
+    (spawn().await, spawn().await)
+}
+
 /// How to start the service.
 pub struct Spawn {
     pub env: Vec<(String, String)>,
