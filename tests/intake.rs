@@ -145,7 +145,8 @@ async fn an_update_past_its_deadline_is_given_up_and_the_queue_moves_on() {
     assert!(texts[0].contains("reference:"), "the apology: {texts:?}");
     app.openai.with(|s| s.delay = Duration::ZERO);
     let second = app.wait_messages(9, 2).await.pop().unwrap();
-    // The second one was also cut by its own deadline, or answered: either way it came out.
+    // The second one's deadline counts from its acceptance too: it is given up at its turn, or
+    // cut or answered in what little time it has left. Either way it came out.
     assert!(
         second.contains("reference:") || second == "Echo: second",
         "{second}"
@@ -237,6 +238,46 @@ async fn an_update_that_keeps_killing_the_process_is_given_up_after_three_starts
         .await;
     // Asked once; the restarts looked at that response instead of asking again.
     assert_eq!(app.openai.request_count(), 1);
+    eventually("the inbox is empty", Duration::from_secs(5), || {
+        inbox_rows(&app) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_update_older_than_the_deadline_when_replayed_is_given_up_not_answered() {
+    let app = TestApp::spawn().await;
+    app.openai.with(|s| s.delay = Duration::from_secs(60));
+    app.send_text(1, 22, "an hour ago").await;
+    let openai = app.openai.clone();
+    eventually("OpenAI is working on it", Duration::from_secs(10), || {
+        openai.with(|s| s.in_flight) == 1
+    })
+    .await;
+    app.kill().await;
+    let looked_up = app.openai.with(|s| s.response_gets);
+    // The process stayed down for an hour (ANSWER_DEADLINE_SECS is 300).
+    let state = rusqlite::Connection::open(app.dir.path().join("data/state.db")).unwrap();
+    let moved = state
+        .execute(
+            "UPDATE inbox SET accepted_at = accepted_at - 3600000 WHERE update_id = 1",
+            [],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    drop(state);
+    app.openai.with(|s| s.delay = Duration::ZERO);
+    let app = app.restart(&[]).await;
+    let texts = app.wait_messages(22, 1).await;
+    assert!(texts[0].contains("reference:"), "the apology: {texts:?}");
+    app.wait_log("waited past ANSWER_DEADLINE_SECS (300 s) for its turn")
+        .await;
+    assert_eq!(app.openai.request_count(), 1, "not asked again");
+    assert_eq!(
+        app.openai.with(|s| s.response_gets),
+        looked_up,
+        "nor looked up"
+    );
     eventually("the inbox is empty", Duration::from_secs(5), || {
         inbox_rows(&app) == 0
     })

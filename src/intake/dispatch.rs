@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -41,9 +42,30 @@ pub struct Job {
     pub user: i64,
     /// Responses mode: the response already asked for (after a restart).
     pub response_id: Option<String>,
+    /// How long ago it was accepted, as of `seen`: nothing for a new update; for one replayed
+    /// after a restart, its age by the clock (`accepted_at`), since a monotonic instant does
+    /// not survive the process.
+    pub waited: Duration,
+    pub seen: Instant,
 }
 
 impl Job {
+    /// A job for an update accepted just now.
+    pub fn new(update: Update, user: i64) -> Self {
+        Job {
+            update,
+            user,
+            response_id: None,
+            waited: Duration::ZERO,
+            seen: Instant::now(),
+        }
+    }
+
+    /// Time since the update was accepted.
+    fn age(&self) -> Duration {
+        self.waited + self.seen.elapsed()
+    }
+
     fn chat(&self) -> Option<i64> {
         self.update.private_message().map(|m| m.chat.id)
     }
@@ -64,7 +86,7 @@ impl Job {
 pub struct Limits {
     /// Updates one user may have waiting (beyond the one being handled).
     pub queue: usize,
-    /// The most one update may take.
+    /// The most one update may take, from its acceptance (time in the queue counts).
     pub deadline: Duration,
 }
 
@@ -194,6 +216,14 @@ impl Dispatcher {
         let update_id = job.update.update_id;
         let chat = job.chat();
         let lang = job.lang(self.language);
+        let budget = self.limits.deadline.saturating_sub(job.age());
+        if budget.is_zero() {
+            let why = format!(
+                "the update waited past ANSWER_DEADLINE_SECS ({} s) for its turn",
+                self.limits.deadline.as_secs()
+            );
+            return self.give_up(update_id, chat, lang, &why).await;
+        }
         let attempts = match self.state.begin(update_id).await {
             Ok(n) => n,
             Err(e) => {
@@ -202,19 +232,9 @@ impl Dispatcher {
             }
         };
         if attempts > MAX_ATTEMPTS {
-            let reference = reference_id();
-            tracing::error!(
-                reference,
-                attempts = attempts - 1,
-                "given up: handling this update was started {MAX_ATTEMPTS} times without finishing"
-            );
-            if let Some(chat) = chat {
-                self.reply
-                    .say(chat, &texts::apology(lang, &reference))
-                    .await;
-            }
-            self.finish(update_id).await;
-            return;
+            let why =
+                format!("handling this update was started {MAX_ATTEMPTS} times without finishing");
+            return self.give_up(update_id, chat, lang, &why).await;
         }
         let delivery = Delivery {
             update: job.update,
@@ -226,33 +246,36 @@ impl Dispatcher {
         };
         metrics::gauge!("subgpt_in_flight_conversations").increment(1.0);
         let work = AssertUnwindSafe(self.service.clone().oneshot(delivery)).catch_unwind();
-        let outcome =
-            tokio::time::timeout(self.limits.deadline, self.locks.hold(job.user, work)).await;
+        let outcome = tokio::time::timeout(budget, self.locks.hold(job.user, work)).await;
         metrics::gauge!("subgpt_in_flight_conversations").decrement(1.0);
-        let failure = match outcome {
-            Ok(Ok(_)) => None,
+        let why = match outcome {
+            Ok(Ok(_)) => return self.finish(update_id).await,
             Ok(Err(panic)) => {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                Some(format!("handling the update panicked: {what}"))
+                format!("handling the update panicked: {what}")
             }
-            Err(_) => Some(format!(
+            Err(_) => format!(
                 "the update ran past ANSWER_DEADLINE_SECS ({} s) and was cancelled",
                 self.limits.deadline.as_secs()
-            )),
+            ),
         };
-        if let Some(why) = failure {
-            let reference = reference_id();
-            tracing::error!(reference, "given up: {why}");
-            metrics::counter!("subgpt_updates_given_up_total").increment(1);
-            if let Some(chat) = chat {
-                self.reply
-                    .say(chat, &texts::apology(lang, &reference))
-                    .await;
-            }
+        self.give_up(update_id, chat, lang, &why).await;
+    }
+
+    /// Tells the sender (if it was a message) the apology with a fresh reference id, which the
+    /// log line saying `why` carries too, and erases the row.
+    async fn give_up(&self, update_id: i64, chat: Option<i64>, lang: Lang, why: &str) {
+        let reference = reference_id();
+        tracing::error!(reference, "given up: {why}");
+        metrics::counter!("subgpt_updates_given_up_total").increment(1);
+        if let Some(chat) = chat {
+            self.reply
+                .say(chat, &texts::apology(lang, &reference))
+                .await;
         }
         self.finish(update_id).await;
     }
@@ -266,122 +289,4 @@ impl Dispatcher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Config, Purpose};
-    use crate::secret::Secret;
-    use crate::store::kv::Kv;
-    use crate::store::state::InboxRow;
-
-    fn update(update_id: i64, user: i64, text: &str) -> Update {
-        serde_json::from_value(serde_json::json!({
-            "update_id": update_id,
-            "message": {"message_id": 1, "date": 0, "text": text,
-                "from": {"id": user, "is_bot": false, "first_name": "A"},
-                "chat": {"id": user, "type": "private"}}
-        }))
-        .unwrap()
-    }
-
-    /// A dispatcher in front of `service` without Redis, whose notices go nowhere.
-    fn dispatcher(
-        service: UpdateService,
-        tracker: TaskTracker,
-        state: StateStore,
-    ) -> Arc<Dispatcher> {
-        Dispatcher::new(
-            service,
-            tracker,
-            UserLocks::new(Kv::memory(), "t".into(), "test"),
-            state,
-            // Nothing listens there: a notice fails and is logged, which is all we need.
-            Replier::new(
-                crate::telegram::Bot::new("http://127.0.0.1:9", Secret::new("1:x"))
-                    .with_policy(crate::retry::Policy::new(Duration::ZERO, Duration::ZERO, 0)),
-                &Config::from_vars(
-                    &[("TELEGRAM_BOT_TOKEN", "1:x"), ("OPENAI_API_KEY", "k")]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    Purpose::Bot,
-                )
-                .unwrap()
-                .telegram,
-            ),
-            Limits {
-                queue: 10,
-                deadline: Duration::from_secs(10),
-            },
-            BotLanguage::Auto,
-            CancellationToken::new(),
-        )
-    }
-
-    #[tokio::test]
-    async fn a_users_task_stays_small() {
-        // Each user with an update in flight holds one such task, a thousand at once under
-        // load. A Redis pool checkout inline in the lock's future, and updates carrying their
-        // rare membership changes inline, once made it 14 KB.
-        let dir = tempfile::tempdir().unwrap();
-        let service = tower::service_fn(|_: Delivery| async { Ok::<(), Infallible>(()) });
-        let dispatcher = dispatcher(
-            BoxCloneSyncService::new(service),
-            TaskTracker::new(),
-            crate::store::state::open_in(dir.path()),
-        );
-        let task = Arc::clone(&dispatcher).serve_user(5);
-        let size = std::mem::size_of_val(&task);
-        assert!(size <= 4096, "a user's task is {size} bytes");
-    }
-
-    #[tokio::test]
-    async fn a_panic_in_one_update_is_caught_and_the_next_one_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = crate::store::state::open_in(dir.path());
-        let handled = Arc::new(Mutex::new(Vec::new()));
-        let service = {
-            let handled = Arc::clone(&handled);
-            tower::service_fn(move |d: Delivery| {
-                let handled = Arc::clone(&handled);
-                async move {
-                    let text = d.update.message.as_ref().and_then(|m| m.text.clone());
-                    if text.as_deref() == Some("boom") {
-                        panic!("a bug while handling the update");
-                    }
-                    handled.lock().push(d.update.update_id);
-                    Ok::<(), Infallible>(())
-                }
-            })
-        };
-        let tracker = TaskTracker::new();
-        let dispatcher = dispatcher(
-            BoxCloneSyncService::new(service),
-            tracker.clone(),
-            state.clone(),
-        );
-        for (id, text) in [(1, "first"), (2, "boom"), (3, "third")] {
-            let update = update(id, 5, text);
-            let row = InboxRow {
-                update_id: id,
-                user_id: 5,
-                body: serde_json::to_vec(&update).unwrap(),
-                accepted_at: 0,
-                attempts: 0,
-                response_id: None,
-            };
-            assert!(state.accept(row).await.unwrap());
-            let job = Job {
-                update,
-                user: 5,
-                response_id: None,
-            };
-            dispatcher.submit(job, false);
-        }
-        tracker.close();
-        tokio::time::timeout(Duration::from_secs(30), tracker.wait())
-            .await
-            .unwrap();
-        assert_eq!(*handled.lock(), vec![1, 3]);
-        assert!(state.pending().await.unwrap().is_empty(), "all erased");
-    }
-}
+mod tests;

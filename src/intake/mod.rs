@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod lock;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::store::kv::Kv;
 use crate::store::state::{InboxRow, SEEN_FOR, StateError, StateStore, now_ms};
@@ -126,12 +127,7 @@ impl Intake {
         };
         match self.state.accept(row).await {
             Ok(true) => {
-                let job = Job {
-                    update,
-                    user,
-                    response_id: None,
-                };
-                self.dispatcher.submit(job, false);
+                self.dispatcher.submit(Job::new(update, user), false);
                 Ok(Outcome::Accepted)
             }
             Ok(false) => Ok(self.duplicate(update.update_id)),
@@ -163,14 +159,16 @@ impl Intake {
         let count = rows.len();
         for row in rows {
             match serde_json::from_slice::<Update>(&row.body) {
-                Ok(update) => self.dispatcher.submit(
-                    Job {
-                        update,
-                        user: row.user_id,
+                Ok(update) => {
+                    // By the clock: the process that accepted it is gone.
+                    let age = now_ms().saturating_sub(row.accepted_at).max(0) as u64;
+                    let job = Job {
                         response_id: row.response_id,
-                    },
-                    true,
-                ),
+                        waited: Duration::from_millis(age),
+                        ..Job::new(update, row.user_id)
+                    };
+                    self.dispatcher.submit(job, true);
+                }
                 Err(e) => {
                     tracing::error!(update_id = row.update_id, error = %e, "an inbox row does not parse; erasing it");
                     self.state.finish(row.update_id).await?;
