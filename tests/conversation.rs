@@ -210,6 +210,29 @@ async fn help_names_the_channel_and_the_privacy_promise() {
 }
 
 #[tokio::test]
+async fn in_chat_mode_help_says_the_bot_keeps_the_conversation_and_for_how_long() {
+    let app = Spawn::default()
+        .env("OPENAI_API_MODE", "chat")
+        .env("CHAT_HISTORY_TTL_SECS", "7200")
+        .start()
+        .await;
+    app.send_text(1, 11, "/help").await;
+    let text = app.wait_messages(11, 1).await.pop().unwrap();
+    assert!(!text.contains("keeps no text"), "{text}");
+    assert!(
+        text.contains("keeps its text") && text.contains("for 2 hours after your last message"),
+        "{text}"
+    );
+    assert!(text.contains("/reset erases it now"), "{text}");
+    app.send_text_in(2, 12, "/help", "ru").await;
+    let text = app.wait_messages(12, 1).await.pop().unwrap();
+    assert!(
+        text.contains("хранит его текст") && text.contains("2 часа"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn chat_mode_keeps_the_history_itself() {
     let app = Spawn::default()
         .env("OPENAI_API_MODE", "chat")

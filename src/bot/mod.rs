@@ -84,7 +84,7 @@ impl App {
             Some(("start" | "help", _)) => {
                 self.say(
                     chat,
-                    &texts::help(lang, &self.config.gate, self.config.is_admin(user.id)),
+                    &texts::help(lang, &self.config, self.config.is_admin(user.id)),
                 )
                 .await
             }

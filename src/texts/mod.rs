@@ -6,7 +6,7 @@ mod catalog;
 
 pub use catalog::{Lang, grouped, plural, t};
 
-use crate::config::GateConfig;
+use crate::config::{ApiMode, Config, GateConfig};
 use crate::gate::{Channel, ChannelPolicy};
 use crate::telegram::format::escape_html;
 
@@ -34,7 +34,7 @@ pub fn channel_links(lang: Lang, gate: &GateConfig) -> String {
 }
 
 /// `/start` and `/help`.
-pub fn help(lang: Lang, gate: &GateConfig, is_admin: bool) -> String {
+pub fn help(lang: Lang, config: &Config, is_admin: bool) -> String {
     let admin = if is_admin {
         t(lang, "help_admin", &[])
     } else {
@@ -43,8 +43,35 @@ pub fn help(lang: Lang, gate: &GateConfig, is_admin: bool) -> String {
     t(
         lang,
         "help",
-        &[("links", &channel_links(lang, gate)), ("admin", &admin)],
+        &[
+            ("links", &channel_links(lang, &config.gate)),
+            ("admin", &admin),
+            ("privacy", &privacy(lang, config)),
+        ],
     )
+}
+
+/// What is kept, and where: a message in `STATE_DB_PATH` until it is answered; the conversation
+/// at OpenAI in `responses` mode, or by the bot in `chat` mode for `CHAT_HISTORY_TTL_SECS` after
+/// the user's last message.
+fn privacy(lang: Lang, config: &Config) -> String {
+    let path = config.state.db_path.display().to_string();
+    let file = escape_html(path.strip_prefix("./").unwrap_or(&path));
+    match config.conversation.api_mode {
+        ApiMode::Responses => t(lang, "privacy_responses", &[("file", &file)]),
+        ApiMode::Chat => {
+            let secs = config.conversation.history_ttl.as_secs();
+            let period = match secs.div_ceil(3600) {
+                hours if hours < 24 => plural(lang, "plural.hours", hours as i64),
+                _ => plural(lang, "plural.days", secs.div_ceil(86_400) as i64),
+            };
+            t(
+                lang,
+                "privacy_chat",
+                &[("file", &file), ("period", &period)],
+            )
+        }
+    }
 }
 
 /// The refusal for a non-subscriber.
@@ -64,4 +91,57 @@ pub fn subscribed(lang: Lang, gate: &GateConfig) -> String {
 /// An upstream failure, after the retries.
 pub fn apology(lang: Lang, reference: &str) -> String {
     t(lang, "apology", &[("reference", &reference)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Purpose;
+
+    fn lang(tag: &str) -> Lang {
+        Lang::by_tag(tag).unwrap()
+    }
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let base = [("TELEGRAM_BOT_TOKEN", "1:x"), ("OPENAI_API_KEY", "k")];
+        let vars = base
+            .iter()
+            .chain(vars)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(&vars, Purpose::Bot).unwrap()
+    }
+
+    #[test]
+    fn the_privacy_note_follows_the_mode_the_history_ttl_and_the_state_file() {
+        let responses = privacy(lang("en"), &config(&[]));
+        assert!(responses.contains("(data/state.db)") && responses.contains("keeps no text"));
+        let chat = |ttl: &str| {
+            let c = config(&[
+                ("OPENAI_API_MODE", "chat"),
+                ("CHAT_HISTORY_TTL_SECS", ttl),
+                ("STATE_DB_PATH", "/var/lib/subgpt/<s>.db"),
+            ]);
+            (privacy(lang("en"), &c), privacy(lang("ru"), &c))
+        };
+        let (en, ru) = chat("604800");
+        assert!(
+            en.contains("for 7 days after") && ru.contains("7 дней"),
+            "{en}\n{ru}"
+        );
+        assert!(
+            en.contains("(/var/lib/subgpt/&lt;s&gt;.db)"),
+            "escaped: {en}"
+        );
+        let (en, ru) = chat("90000");
+        assert!(
+            en.contains("for 2 days after") && ru.contains("2 дня"),
+            "{en}\n{ru}"
+        );
+        let (en, ru) = chat("60");
+        assert!(
+            en.contains("for 1 hour after") && ru.contains("1 час "),
+            "{en}\n{ru}"
+        );
+    }
 }

@@ -46,7 +46,8 @@ const BATCH_MAX: usize = 4096;
 /// (74.0–79.0 MB in five runs, against 73.1–75.4 MB in nine with 1 KiB), too near the 80 MB
 /// the service is held to.
 const PAGE_SIZE: i64 = 1024;
-/// How often the `seen` table is swept of ids older than [`SEEN_FOR`].
+/// How often the `seen` table is swept of ids older than [`SEEN_FOR`], and `user_state` of
+/// expired values (also at the first idle moment after opening).
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// What went wrong with the state database.

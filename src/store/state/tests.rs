@@ -80,6 +80,37 @@ async fn user_state_expires_and_is_removed() {
 }
 
 #[tokio::test]
+async fn expired_values_are_erased_from_the_file_not_only_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
+    store
+        .put(
+            "hist",
+            Some("words-of-a-chat"),
+            Some(Duration::from_millis(1)),
+        )
+        .await
+        .unwrap();
+    store.put("conv", Some("conv_1"), None).await.unwrap();
+    drop(store);
+    std::thread::sleep(Duration::from_millis(5));
+    // Reopened (a restart): the sweep runs at the first idle moment, after this first batch.
+    let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
+    store.ping().await.unwrap();
+    store.ping().await.unwrap();
+    let raw = Connection::open(&path).unwrap();
+    let keys: Vec<String> = raw
+        .prepare("SELECT key FROM user_state ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(keys, vec!["conv"]);
+}
+
+#[tokio::test]
 async fn a_kept_copy_follows_the_shared_value_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(dir.path());

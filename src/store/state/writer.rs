@@ -130,12 +130,20 @@ impl Writer {
     fn upkeep(&mut self) {
         if self.last_sweep.elapsed() >= SWEEP_EVERY {
             self.last_sweep = Instant::now();
-            let before = now_ms() - SEEN_FOR.as_millis() as i64;
+            let now = now_ms();
+            let before = now - SEEN_FOR.as_millis() as i64;
             if let Err(e) = self
                 .conn
                 .execute("DELETE FROM seen WHERE at < ?1", [before])
             {
                 tracing::warn!(error = %e, "could not sweep old update ids");
+            }
+            // Expired values are hidden at once; this erases them (a chat history is text).
+            if let Err(e) = self
+                .conn
+                .execute("DELETE FROM user_state WHERE expires_at <= ?1", [now])
+            {
+                tracing::warn!(error = %e, "could not sweep expired conversation state");
             }
         }
         if self.dirty {
