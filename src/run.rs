@@ -97,10 +97,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let options = StoreOptions {
         busy_timeout: config.usage.busy_timeout,
         synchronous,
-        prices: std::sync::Arc::new(
-            crate::prices::Prices::load(config.usage.prices_file.as_deref())
-                .context("MODEL_PRICES_FILE")?,
-        ),
+        prices: config.prices.clone(),
         ..StoreOptions::default()
     };
     let state = StateStore::open(

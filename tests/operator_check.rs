@@ -17,6 +17,7 @@ async fn check_passes_when_everything_is_right() {
     assert_eq!(code, 0, "{out}");
     for name in [
         "configuration",
+        "prices",
         "sqlite",
         "state",
         "redis",
@@ -76,6 +77,49 @@ async fn check_reaches_redis_over_tls_only_with_a_certificate_the_host_trusts() 
             && line.contains("SSL_CERT_FILE"),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn check_warns_about_a_model_without_a_price_and_refuses_an_unreadable_price_file() {
+    let redis = RedisServer::start();
+    assert_eq!(redis.cli(&["CONFIG", "SET", "appendonly", "yes"]), "OK");
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("prices.toml");
+    std::fs::write(
+        &table,
+        "date = \"2026-12-01\"\n[\"other-model\"]\ninput = 1.0\ncached_input = 0.1\noutput = 2.0\n",
+    )
+    .unwrap();
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let (code, out) = run(spawn.env("MODEL_PRICES_FILE", table.to_str().unwrap())).await;
+    assert_eq!(code, 0, "a warning, not a failure: {out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("prices"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("WARN") && line.contains("gpt-5.4-mini has no price in 1 model(s)"),
+        "{out}"
+    );
+    assert!(line.contains("dated 2026-12-01"), "{line}");
+
+    // A price file that cannot be read is bad configuration (exit 2), for check and serve alike,
+    // before anything reaches the network.
+    let missing = dir.path().join("missing.toml");
+    for command in [&["check"][..], &["serve"][..]] {
+        let (t, o, spawn) = healthy(&redis).await;
+        let spawn = spawn
+            .env("MODEL_PRICES_FILE", missing.to_str().unwrap())
+            .command(command);
+        let (code, out) = run(spawn).await;
+        assert_eq!(code, 2, "{command:?}: {out}");
+        assert!(
+            out.contains("MODEL_PRICES_FILE") && out.contains("missing.toml"),
+            "{out}"
+        );
+        assert!(t.with(|s| s.calls.is_empty()), "no call to Telegram");
+        assert_eq!(o.request_count(), 0);
+    }
 }
 
 #[tokio::test]

@@ -64,6 +64,7 @@ pub async fn run(config: &Config) -> bool {
             config.conversation.api_mode
         )),
     );
+    report("prices", prices(config));
     let usage = config.usage.db_path.clone();
     report(
         "sqlite",
@@ -98,6 +99,25 @@ pub async fn run(config: &Config) -> bool {
     report("openai", bounded(openai(config)).await);
     report("webhook", bounded(webhook(&telegram, config)).await);
     all_ok
+}
+
+/// The price table (already read and checked with the configuration), and whether the model
+/// in use has a price: without one, answers are recorded with no cost.
+fn prices(config: &Config) -> Outcome {
+    let prices = &config.prices;
+    let model = &config.openai.model;
+    let dated = prices
+        .date
+        .as_deref()
+        .map(|d| format!(", dated {d}"))
+        .unwrap_or_default();
+    let table = format!("{} model(s) from {}{dated}", prices.len(), prices.origin);
+    Ok(match prices.get(model) {
+        Some(_) => format!("{table}; {model} has a price"),
+        None => format!(
+            "{WARNING}{model} has no price in {table}; its answers are recorded without a cost (add it to MODEL_PRICES_FILE)"
+        ),
+    })
 }
 
 async fn sqlite(path: PathBuf, migrations: Migrations<'static>, what: &'static str) -> Outcome {

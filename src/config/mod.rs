@@ -4,6 +4,9 @@
 //! before any network call.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::prices::Prices;
 
 mod bot;
 mod conversation;
@@ -86,6 +89,9 @@ pub struct Config {
     pub state: StateConfig,
     /// The bot's behaviour towards users.
     pub bot: BotConfig,
+    /// The price table in force: `MODEL_PRICES_FILE`, read and checked here (`serve`, `poll`,
+    /// `check`), or the built-in one.
+    pub prices: Arc<Prices>,
     /// How logs are written.
     pub log_format: LogFormat,
 }
@@ -102,6 +108,12 @@ impl Config {
         purpose: Purpose,
     ) -> Result<Config, ConfigError> {
         let v = Vars(vars);
+        let usage = UsageConfig::read(&v)?;
+        let prices = match purpose {
+            Purpose::Serve | Purpose::Bot => Prices::load(usage.prices_file.as_deref())
+                .map_err(|e| problem("MODEL_PRICES_FILE", e.to_string()))?,
+            Purpose::Webhook | Purpose::WebhookSet => Prices::built_in(),
+        };
         Ok(Config {
             telegram: TelegramConfig::from_vars(&v)?,
             server: ServerConfig::from_vars(&v, purpose)?,
@@ -109,9 +121,10 @@ impl Config {
             conversation: ConversationConfig::from_vars(&v)?,
             gate: GateConfig::from_vars(&v)?,
             kv: KvConfig::from_vars(&v)?,
-            usage: UsageConfig::read(&v)?,
+            usage,
             state: StateConfig::read(&v)?,
             bot: BotConfig::from_vars(&v)?,
+            prices: Arc::new(prices),
             log_format: match v.or("LOG_FORMAT", "pretty") {
                 "pretty" => LogFormat::Pretty,
                 "json" => LogFormat::Json,
