@@ -211,6 +211,32 @@ async fn a_full_queue_is_told_once_and_other_users_are_not_slowed() {
 }
 
 #[tokio::test]
+async fn a_membership_change_is_not_dropped_by_a_full_queue() {
+    let app = Spawn::default().env("USER_QUEUE_LIMIT", "1").start().await;
+    app.openai.with(|s| s.delay = Duration::from_millis(500));
+    app.send_text(1, 13, "a").await;
+    let openai = app.openai.clone();
+    eventually("the first is at OpenAI", Duration::from_secs(10), || {
+        openai.request_count() == 1
+    })
+    .await;
+    // The queue is full with "b"; the user then leaves the channel.
+    app.send_text(2, 13, "b").await;
+    let leave = chat_member_update(3, CHANNEL, -1001, 13, "member", "left");
+    assert_eq!(app.post_update(&leave).await, 200);
+    app.wait_messages(13, 2).await;
+    app.wait_log("membership changed").await;
+    // Telegram (stale) still says member; the cache knows better.
+    app.send_text(4, 13, "still in?").await;
+    let texts = app.wait_messages(13, 3).await;
+    assert_eq!(texts[..2], ["Echo: a", "Echo: b"]);
+    assert!(
+        texts[2].starts_with("This assistant is for the subscribers"),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_update_that_keeps_killing_the_process_is_given_up_after_three_starts() {
     let app = TestApp::spawn().await;
     app.openai.with(|s| s.delay = Duration::from_secs(60));

@@ -140,12 +140,14 @@ impl Dispatcher {
 
     /// Queues `job` behind the same user's earlier ones. Never waits. Past the user's limit
     /// the job is dropped (its row erased) and the user is told once; `replay` jobs, accepted
-    /// before a restart, are never dropped.
+    /// before a restart, and membership changes (not the user's words, and dropping one would
+    /// leave a stale gate decision standing) are never dropped.
     pub fn submit(self: &Arc<Self>, job: Job, replay: bool) {
         let user = job.user;
+        let keep = replay || job.update.private_message().is_none();
         let mut queues = self.queues.lock();
         if let Some(queue) = queues.get_mut(&user) {
-            if replay || queue.jobs.len() < self.limits.queue {
+            if keep || queue.jobs.len() < self.limits.queue {
                 queue.jobs.push_back(job);
                 return;
             }
