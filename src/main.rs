@@ -105,7 +105,12 @@ where
         Ok(c) => c,
         Err(code) => return code,
     };
-    subgpt::telemetry::init_logging(config.log_format, "info", secrets(&config));
+    subgpt::telemetry::init_logging(
+        config.log_format,
+        config.rust_log.as_deref(),
+        "info",
+        secrets(&config),
+    );
     finish(runtime().block_on(job(config)))
 }
 
@@ -148,7 +153,12 @@ fn check() -> ExitCode {
         }
     };
     // The report is the output; logs only for what goes wrong.
-    subgpt::telemetry::init_logging(config.log_format, "warn", secrets(&config));
+    subgpt::telemetry::init_logging(
+        config.log_format,
+        config.rust_log.as_deref(),
+        "warn",
+        secrets(&config),
+    );
     if runtime().block_on(subgpt::cli::check::run(&config)) {
         ExitCode::SUCCESS
     } else {

@@ -14,10 +14,15 @@ use crate::config::LogFormat;
 /// whatever `RUST_LOG` says.
 const QUIET: &str = "reqwest=info,hyper=info,hyper_util=info,h2=info,rustls=info";
 
-/// Installs the global subscriber at `default_level` unless `RUST_LOG` says otherwise. Every
-/// line is scrubbed of `secrets` before it is written.
-pub fn init_logging(format: LogFormat, default_level: &str, secrets: Vec<String>) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default_level.into());
+/// Installs the global subscriber at `default_level` unless `rust_log` (`RUST_LOG`, from the
+/// process or `.env`) says otherwise. Every line is scrubbed of `secrets` before it is written.
+pub fn init_logging(
+    format: LogFormat,
+    rust_log: Option<&str>,
+    default_level: &str,
+    secrets: Vec<String>,
+) {
+    let filter = rust_log.unwrap_or(default_level);
     let filter = EnvFilter::try_new(format!("{filter},{QUIET}"))
         .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET}")));
     let writer = Redacting {

@@ -284,6 +284,19 @@ async fn dotenv_is_read_the_real_environment_wins_and_a_broken_one_exits_2() {
 }
 
 #[tokio::test]
+async fn rust_log_in_dotenv_sets_the_log_level() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    std::fs::write(dir.path().join(".env"), "RUST_LOG=warn\n").unwrap();
+    let app = Spawn::default().dir(&dir).unset("RUST_LOG").start().await;
+    app.send_text(1, 4, "quiet please").await;
+    app.wait_messages(4, 1).await;
+    // Started, answered and logged nothing at info ("listening…", "answered").
+    app.terminate();
+    app.wait_exit(Duration::from_secs(10)).await;
+    assert!(!app.logs().contains(" INFO "), "{}", app.logs());
+}
+
+#[tokio::test]
 async fn two_instances_never_answer_one_user_at_the_same_time() {
     let redis = RedisServer::start();
     let telegram = FakeTelegram::start().await;

@@ -94,6 +94,8 @@ pub struct Config {
     pub prices: Arc<Prices>,
     /// How logs are written.
     pub log_format: LogFormat,
+    /// `RUST_LOG`: which log lines are written (from the process or `.env`).
+    pub rust_log: Option<String>,
 }
 
 /// The default model when `OPENAI_MODEL` is unset.
@@ -125,6 +127,7 @@ impl Config {
             state: StateConfig::read(&v)?,
             bot: BotConfig::from_vars(&v)?,
             prices: Arc::new(prices),
+            rust_log: v.get("RUST_LOG").map(str::to_string),
             log_format: match v.or("LOG_FORMAT", "pretty") {
                 "pretty" => LogFormat::Pretty,
                 "json" => LogFormat::Json,

@@ -68,6 +68,8 @@ pub struct Spawn {
     pub openai: Option<FakeOpenAi>,
     pub command: Vec<String>,
     pub dir: Option<Arc<tempfile::TempDir>>,
+    /// Variables the process does not get, not even the defaults below.
+    pub unset: Vec<String>,
 }
 
 impl Default for Spawn {
@@ -78,6 +80,7 @@ impl Default for Spawn {
             openai: None,
             command: vec!["serve".into()],
             dir: None,
+            unset: Vec::new(),
         }
     }
 }
@@ -86,6 +89,11 @@ impl Spawn {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
+        self
+    }
+    pub fn unset(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.unset.push(key.into());
         self
     }
     pub fn fakes(mut self, telegram: &FakeTelegram, openai: &FakeOpenAi) -> Self {
@@ -158,6 +166,7 @@ impl Spawn {
             env.retain(|(key, _)| *key != k);
             env.push((k, v));
         }
+        env.retain(|(k, _)| !self.unset.contains(k));
         let mut child = Command::new(env!("CARGO_BIN_EXE_subgpt"))
             .args(&self.command)
             .env_clear()
