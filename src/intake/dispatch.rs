@@ -46,6 +46,7 @@ pub struct Job {
     /// after a restart, its age by the clock (`accepted_at`), since a monotonic instant does
     /// not survive the process.
     pub waited: Duration,
+    /// When this process took it in.
     pub seen: Instant,
 }
 
@@ -144,10 +145,10 @@ impl Dispatcher {
     /// leave a stale gate decision standing) are never dropped.
     pub fn submit(self: &Arc<Self>, job: Job, replay: bool) {
         let user = job.user;
-        let keep = replay || job.update.private_message().is_none();
+        let never_drop = replay || job.update.private_message().is_none();
         let mut queues = self.queues.lock();
         if let Some(queue) = queues.get_mut(&user) {
-            if keep || queue.jobs.len() < self.limits.queue {
+            if never_drop || queue.jobs.len() < self.limits.queue {
                 queue.jobs.push_back(job);
                 return;
             }
