@@ -290,6 +290,11 @@ async fn rust_log_in_dotenv_sets_the_log_level() {
     let app = Spawn::default().dir(&dir).unset("RUST_LOG").start().await;
     app.send_text(1, 4, "quiet please").await;
     app.wait_messages(4, 1).await;
+    // A failure is still logged, with the update it belongs to.
+    app.openai.with(|s| s.fail_next.push_back(400));
+    app.send_text(2, 4, "this one fails").await;
+    app.wait_messages(4, 2).await;
+    app.wait_log("update_id=2").await;
     // Started, answered and logged nothing at info ("listening…", "answered").
     app.terminate();
     app.wait_exit(Duration::from_secs(10)).await;

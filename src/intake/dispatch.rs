@@ -208,8 +208,10 @@ impl Dispatcher {
                     }
                 }
             };
+            // At error level, so every line that is written at all carries the update's ids,
+            // whatever RUST_LOG lets through.
             let span =
-                tracing::info_span!("update", update_id = job.update.update_id, user_id = user);
+                tracing::error_span!("update", update_id = job.update.update_id, user_id = user);
             self.run(job).instrument(span).await;
         }
     }
