@@ -1,7 +1,9 @@
 //! Dispatch: one bounded FIFO queue per user, served by a task that lives while the user has
-//! updates waiting. Users run in parallel; one user's updates run one at a time, in order.
+//! updates waiting. Users run in parallel; one user's messages run one at a time, in order. A
+//! user's membership changes have a queue of their own, so the gate learns of them at once.
 //!
-//! Each update runs under its user's lock, within `ANSWER_DEADLINE_SECS`, with panics caught;
+//! Each message runs under its user's lock, each update within `ANSWER_DEADLINE_SECS` (from its
+//! acceptance), with panics caught;
 //! however it ends, its inbox row is erased and the task moves on to the next one. An update
 //! whose handling was started too often (the process died each time) is given up.
 
@@ -62,6 +64,16 @@ impl Job {
         }
     }
 
+    /// The queue it waits in: its user's messages one at a time, or that user's membership
+    /// changes, which only touch the gate's cache and so are applied at once, not behind the
+    /// answers the user is waiting for (SPEC §5).
+    fn lane(&self) -> Lane {
+        Lane {
+            user: self.user,
+            membership: self.update.private_message().is_none(),
+        }
+    }
+
     /// Time since the update was accepted.
     fn age(&self) -> Duration {
         self.waited + self.seen.elapsed()
@@ -97,9 +109,16 @@ struct UserQueue {
     told_busy: bool,
 }
 
+/// Which queue a job waits in (see [`Job::lane`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Lane {
+    user: i64,
+    membership: bool,
+}
+
 /// Per-user queues in front of the update service.
 pub struct Dispatcher {
-    queues: Mutex<HashMap<i64, UserQueue>>,
+    queues: Mutex<HashMap<Lane, UserQueue>>,
     service: UpdateService,
     tracker: TaskTracker,
     locks: UserLocks,
@@ -139,15 +158,16 @@ impl Dispatcher {
         })
     }
 
-    /// Queues `job` behind the same user's earlier ones. Never waits. Past the user's limit
-    /// the job is dropped (its row erased) and the user is told once; `replay` jobs, accepted
-    /// before a restart, and membership changes (not the user's words, and dropping one would
-    /// leave a stale gate decision standing) are never dropped.
+    /// Queues `job` behind the same user's earlier ones of its kind (messages, or membership
+    /// changes). Never waits. Past the user's limit a message is dropped (its row erased) and
+    /// the user is told once; `replay` jobs, accepted before a restart, and membership changes
+    /// (not the user's words, and dropping one would leave a stale gate decision standing) are
+    /// never dropped.
     pub fn submit(self: &Arc<Self>, job: Job, replay: bool) {
-        let user = job.user;
-        let never_drop = replay || job.update.private_message().is_none();
+        let (user, lane) = (job.user, job.lane());
+        let never_drop = replay || lane.membership;
         let mut queues = self.queues.lock();
-        if let Some(queue) = queues.get_mut(&user) {
+        if let Some(queue) = queues.get_mut(&lane) {
             if never_drop || queue.jobs.len() < self.limits.queue {
                 queue.jobs.push_back(job);
                 return;
@@ -172,7 +192,7 @@ impl Dispatcher {
             return;
         }
         queues.insert(
-            user,
+            lane,
             UserQueue {
                 jobs: VecDeque::from([job]),
                 told_busy: false,
@@ -180,29 +200,29 @@ impl Dispatcher {
         );
         metrics::gauge!("subgpt_active_users").set(queues.len() as f64);
         let this = Arc::clone(self);
-        self.tracker
-            .spawn(async move { this.serve_user(user).await });
+        self.tracker.spawn(async move { this.serve(lane).await });
     }
 
-    /// Users with a task right now.
+    /// Queues with a task right now: users with messages, and the rare membership change.
     pub fn active_users(&self) -> usize {
         self.queues.lock().len()
     }
 
-    async fn serve_user(self: Arc<Self>, user: i64) {
+    async fn serve(self: Arc<Self>, lane: Lane) {
+        let user = lane.user;
         loop {
             let job = {
                 let mut queues = self.queues.lock();
                 let next = if self.stopping.is_cancelled() {
                     None
                 } else {
-                    queues.get_mut(&user).and_then(|q| q.jobs.pop_front())
+                    queues.get_mut(&lane).and_then(|q| q.jobs.pop_front())
                 };
                 match next {
                     Some(job) => job,
                     None => {
                         // Decided under the lock `submit` queues under, so nothing is stranded.
-                        queues.remove(&user);
+                        queues.remove(&lane);
                         metrics::gauge!("subgpt_active_users").set(queues.len() as f64);
                         return;
                     }
@@ -221,6 +241,7 @@ impl Dispatcher {
         let update_id = job.update.update_id;
         let chat = job.chat();
         let lang = job.lang(self.language);
+        let membership = job.lane().membership;
         let budget = self.limits.deadline.saturating_sub(job.age());
         if budget.is_zero() {
             let why = format!(
@@ -251,7 +272,12 @@ impl Dispatcher {
         };
         metrics::gauge!("subgpt_in_flight_conversations").increment(1.0);
         let work = AssertUnwindSafe(self.service.clone().oneshot(delivery)).catch_unwind();
-        let outcome = tokio::time::timeout(budget, self.locks.hold(job.user, work)).await;
+        // A membership change does not wait for the user's answer in progress.
+        let outcome = if membership {
+            tokio::time::timeout(budget, work).await
+        } else {
+            tokio::time::timeout(budget, self.locks.hold(job.user, work)).await
+        };
         metrics::gauge!("subgpt_in_flight_conversations").decrement(1.0);
         let why = match outcome {
             Ok(Ok(_)) => return self.finish(update_id).await,

@@ -123,7 +123,10 @@ async fn a_users_task_stays_small() {
         TaskTracker::new(),
         crate::store::state::open_in(dir.path()),
     );
-    let task = Arc::clone(&dispatcher).serve_user(5);
+    let task = Arc::clone(&dispatcher).serve(Lane {
+        user: 5,
+        membership: false,
+    });
     let size = std::mem::size_of_val(&task);
     assert!(size <= 4096, "a user's task is {size} bytes");
 }
