@@ -217,6 +217,12 @@ async fn admins_pass_without_a_check() {
     app.send_text(1, 31, "admin here").await;
     assert_eq!(app.wait_messages(31, 1).await[0], "Echo: admin here");
     assert!(app.telegram.calls("getChatMember").is_empty());
+    // Asked, the admin is told the truth about their own subscription, and still gets in.
+    app.send_text(2, 31, "/subscribe").await;
+    assert!(app.wait_messages(31, 2).await[1].starts_with(REFUSAL));
+    assert_eq!(app.telegram.chat_member_calls(31), 1);
+    app.send_text(3, 31, "still admin").await;
+    assert_eq!(app.wait_messages(31, 3).await[2], "Echo: still admin");
 }
 
 #[tokio::test]
