@@ -156,7 +156,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         id = me.id,
         "Telegram token valid"
     );
-    bot::register_menus(&telegram, &config).await;
+    bot::register_menus(&telegram, &config, &state).await;
 
     let conversations = Conversations::new(
         &config.conversation,

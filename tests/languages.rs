@@ -227,6 +227,37 @@ async fn the_menus_are_registered_in_both_languages_and_with_stats_for_admins() 
 }
 
 #[tokio::test]
+async fn an_admin_taken_off_the_list_gets_the_everyday_menu_back() {
+    let app = Spawn::default()
+        .env("ADMIN_USER_IDS", "700,701")
+        .start()
+        .await;
+    assert!(app.telegram.calls("deleteMyCommands").is_empty());
+    app.terminate();
+    app.wait_exit(Duration::from_secs(10)).await;
+    let app = app.restart(&[("ADMIN_USER_IDS", "700")]).await;
+    let deleted: Vec<Value> = app
+        .telegram
+        .calls("deleteMyCommands")
+        .into_iter()
+        .map(|c| c.params)
+        .collect();
+    let scope = json!({"type": "chat", "chat_id": 701});
+    assert_eq!(
+        deleted,
+        vec![
+            json!({"scope": scope}),
+            json!({"scope": scope, "language_code": "ru"})
+        ]
+    );
+    // Done once: the next start has nothing to take back.
+    app.terminate();
+    app.wait_exit(Duration::from_secs(10)).await;
+    let app = app.restart(&[("ADMIN_USER_IDS", "700")]).await;
+    assert_eq!(app.telegram.calls("deleteMyCommands").len(), 2);
+}
+
+#[tokio::test]
 async fn bot_language_forces_one_language_for_everyone() {
     let app = Spawn::default().env("BOT_LANGUAGE", "ru").start().await;
     app.send_text_in(1, 511, "/help", "en").await;

@@ -1,6 +1,7 @@
 //! The command menu Telegram shows: one per language, and one with `/stats` in each admin's chat.
 
 use crate::config::{BotLanguage, Config};
+use crate::store::state::StateStore;
 use crate::telegram::{Bot, BotCommand, BotCommandScope};
 use crate::texts::{Lang, t};
 
@@ -29,8 +30,10 @@ pub fn menu(lang: Lang, admin: bool) -> Vec<BotCommand> {
 /// Registers the menus (`setMyCommands`): for everyone and for each admin's chat, once without a
 /// `language_code` (the default language) and once per other language with its code. A forced
 /// `BOT_LANGUAGE` puts that language in every one of them, so no menu of an earlier setting
-/// lingers. A failure is logged; the bot works without a menu.
-pub async fn register_menus(telegram: &Bot, config: &Config) {
+/// lingers. The admins' chats are remembered in `state`, so the chat of someone no longer in
+/// `ADMIN_USER_IDS` gets the everyday menu back (`deleteMyCommands`). A failure is logged; the
+/// bot works without a menu.
+pub async fn register_menus(telegram: &Bot, config: &Config, state: &StateStore) {
     let default = Lang::default_language();
     let codes: Vec<Option<&str>> = std::iter::once(None)
         .chain(
@@ -42,6 +45,7 @@ pub async fn register_menus(telegram: &Bot, config: &Config) {
         .collect();
     let mut admins: Vec<i64> = config.bot.admin_user_ids.iter().copied().collect();
     admins.sort_unstable();
+    forget_former_admins(telegram, config, state, &admins, &codes).await;
     let scopes = std::iter::once((BotCommandScope::Default, false)).chain(
         admins
             .into_iter()
@@ -60,5 +64,44 @@ pub async fn register_menus(telegram: &Bot, config: &Config) {
                 tracing::warn!(error = %e, ?scope, language = code, "could not register the command menu");
             }
         }
+    }
+}
+
+/// Takes `/stats` out of the menu of every chat that had it at the last start and is not an
+/// admin's now, and remembers the admins' chats for the next start. A chat whose menu could not
+/// be reset stays on the list, to be tried again.
+async fn forget_former_admins(
+    telegram: &Bot,
+    config: &Config,
+    state: &StateStore,
+    admins: &[i64],
+    codes: &[Option<&str>],
+) {
+    let key = format!("{}:menu_admins", config.kv_namespace());
+    let before: Vec<i64> = match state.get(&key).await {
+        Ok(list) => list
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|id| id.parse().ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read which chats had the admins' menu");
+            return;
+        }
+    };
+    let mut remembered = admins.to_vec();
+    for chat_id in before.into_iter().filter(|id| !admins.contains(id)) {
+        let scope = BotCommandScope::Chat { chat_id };
+        for code in codes {
+            if let Err(e) = telegram.delete_my_commands(&scope, *code).await {
+                tracing::warn!(error = %e, chat_id, language = code, "could not take /stats out of a former admin's menu");
+                remembered.push(chat_id);
+                break;
+            }
+        }
+    }
+    let list: Vec<String> = remembered.iter().map(i64::to_string).collect();
+    if let Err(e) = state.put(&key, Some(&list.join(",")), None).await {
+        tracing::warn!(error = %e, "could not remember which chats have the admins' menu");
     }
 }

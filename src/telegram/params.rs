@@ -70,6 +70,13 @@ pub(super) struct SetMyCommands<'a> {
 }
 
 #[derive(Serialize)]
+pub(super) struct DeleteMyCommands<'a> {
+    pub(super) scope: &'a BotCommandScope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) language_code: Option<&'a str>,
+}
+
+#[derive(Serialize)]
 pub(super) struct GetChatMember<'a> {
     /// `@username` or the numeric id as text; the Bot API takes both.
     pub(super) chat_id: &'a str,

@@ -181,6 +181,21 @@ impl Bot {
             .map(drop)
     }
 
+    /// `deleteMyCommands`: the menu of `scope` in `language_code` goes back to the wider one.
+    pub async fn delete_my_commands(
+        &self,
+        scope: &BotCommandScope,
+        language_code: Option<&str>,
+    ) -> Result<(), TelegramError> {
+        let params = DeleteMyCommands {
+            scope,
+            language_code,
+        };
+        self.call::<_, bool>("deleteMyCommands", &params, None)
+            .await
+            .map(drop)
+    }
+
     /// `getChatMember`, bounded by `timeout`.
     pub async fn get_chat_member(
         &self,

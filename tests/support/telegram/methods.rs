@@ -121,7 +121,9 @@ pub(super) fn answer(s: &mut TelegramState, method: &str, params: &Value) -> Res
         }
         "sendDocument" | "sendPhoto" => ok(json!({"message_id": s.calls.len() + 1, "date": 0,
             "chat": {"id": params["chat_id"], "type": "private"}})),
-        "sendChatAction" | "setMyCommands" | "deleteWebhook" => ok(json!(true)),
+        "sendChatAction" | "setMyCommands" | "deleteMyCommands" | "deleteWebhook" => {
+            ok(json!(true))
+        }
         "setWebhook" => {
             s.webhook = json!({"url": params["url"], "has_custom_certificate": false, "pending_update_count": 0,
                 "allowed_updates": params["allowed_updates"], "max_connections": 40});
