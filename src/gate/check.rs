@@ -99,13 +99,15 @@ impl Gate {
     }
 
     /// Is `user` subscribed? From the cache unless `fresh`. One user's checks run one at a
-    /// time (the dispatcher serialises a user's updates), so a burst of messages from an
+    /// time (the dispatcher serialises a user's messages), so a burst of messages from an
     /// uncached user asks Telegram once per channel.
     pub async fn check(&self, user: i64, fresh: bool) -> (Decision, Source) {
         let mut source = Source::Cache;
         let mut statuses = Vec::with_capacity(self.config.channels.len());
         for channel in &self.config.channels {
             let cached = if fresh {
+                // Forgotten first, so Telegram's answer can be kept (see `learn`).
+                let _ = self.kv.del(&self.key(user, channel)).await;
                 None
             } else {
                 self.cached(user, channel).await
@@ -140,15 +142,32 @@ impl Gate {
         }
     }
 
-    async fn remember(&self, user: i64, channel: &Channel, subscribed: bool) {
-        let (value, ttl) = if subscribed {
+    /// What to cache for `subscribed`, and for how long.
+    fn entry(&self, subscribed: bool) -> (&'static str, Duration) {
+        if subscribed {
             ("1", self.config.cache_ttl)
         } else {
             ("0", self.config.negative_ttl)
-        };
+        }
+    }
+
+    /// Caches a membership change Telegram announced: it is the newest word, so it replaces
+    /// whatever is cached.
+    async fn remember(&self, user: i64, channel: &Channel, subscribed: bool) {
+        let (value, ttl) = self.entry(subscribed);
         let _ = self
             .kv
             .set(&self.key(user, channel), value, Some(ttl))
+            .await;
+    }
+
+    /// Caches what `getChatMember` said, unless something was cached meanwhile: a membership
+    /// change that arrived while the question was out is newer than the answer.
+    async fn learn(&self, user: i64, channel: &Channel, subscribed: bool) {
+        let (value, ttl) = self.entry(subscribed);
+        let _ = self
+            .kv
+            .set_nx_ex(&self.key(user, channel), value, ttl)
             .await;
     }
 
@@ -160,7 +179,7 @@ impl Gate {
         match tokio::time::timeout(timeout + Duration::from_secs(1), call).await {
             Ok(Ok(member)) => {
                 let subscribed = member.is_subscribed();
-                self.remember(user, channel, subscribed).await;
+                self.learn(user, channel, subscribed).await;
                 if subscribed { Status::In } else { Status::Out }
             }
             Ok(Err(e)) => self.classify(user, channel, e).await,
@@ -173,7 +192,7 @@ impl Gate {
 
     async fn classify(&self, user: i64, channel: &Channel, error: TelegramError) -> Status {
         if error.kind() == Some(ApiErrorKind::UserNotFound) {
-            self.remember(user, channel, false).await;
+            self.learn(user, channel, false).await;
             return Status::Out;
         }
         // Any other refusal of a well-formed call means the bot may not look at the channel.

@@ -39,6 +39,8 @@ pub struct TelegramState {
     /// Every getChatMember answers this error: (HTTP status, description).
     pub chat_member_error: Option<(u16, String)>,
     pub chat_member_delay: Duration,
+    /// getChatMember requests received so far (counted on arrival, before the delay).
+    pub chat_member_asked: usize,
     /// The next N sendMessage calls get 429 with `retry_after` `flood_retry_after` (1 when 0).
     pub flood_next_messages: u32,
     pub flood_retry_after: u64,

@@ -63,7 +63,9 @@ pub(super) async fn handle(
     }
     let params = params_of(request).await;
     let delay = if method == "getChatMember" {
-        state.lock().chat_member_delay
+        let mut s = state.lock();
+        s.chat_member_asked += 1;
+        s.chat_member_delay
     } else {
         Duration::ZERO
     };
