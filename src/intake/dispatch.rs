@@ -110,15 +110,37 @@ struct UserQueue {
 }
 
 /// Which queue a job waits in (see [`Job::lane`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy)]
 struct Lane {
     user: i64,
     membership: bool,
 }
 
+/// The queues with a task, by user: messages, and membership changes.
+#[derive(Default)]
+struct Queues {
+    messages: HashMap<i64, UserQueue>,
+    membership: HashMap<i64, UserQueue>,
+}
+
+impl Queues {
+    fn of(&mut self, lane: Lane) -> &mut HashMap<i64, UserQueue> {
+        if lane.membership {
+            &mut self.membership
+        } else {
+            &mut self.messages
+        }
+    }
+
+    /// Users with messages queued or being answered.
+    fn users(&self) -> usize {
+        self.messages.len()
+    }
+}
+
 /// Per-user queues in front of the update service.
 pub struct Dispatcher {
-    queues: Mutex<HashMap<Lane, UserQueue>>,
+    queues: Mutex<Queues>,
     service: UpdateService,
     tracker: TaskTracker,
     locks: UserLocks,
@@ -146,7 +168,7 @@ impl Dispatcher {
         stopping: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
-            queues: Mutex::new(HashMap::new()),
+            queues: Mutex::new(Queues::default()),
             service,
             tracker,
             locks,
@@ -167,7 +189,7 @@ impl Dispatcher {
         let (user, lane) = (job.user, job.lane());
         let never_drop = replay || lane.membership;
         let mut queues = self.queues.lock();
-        if let Some(queue) = queues.get_mut(&lane) {
+        if let Some(queue) = queues.of(lane).get_mut(&user) {
             if never_drop || queue.jobs.len() < self.limits.queue {
                 queue.jobs.push_back(job);
                 return;
@@ -191,21 +213,21 @@ impl Dispatcher {
             });
             return;
         }
-        queues.insert(
-            lane,
+        queues.of(lane).insert(
+            user,
             UserQueue {
                 jobs: VecDeque::from([job]),
                 told_busy: false,
             },
         );
-        metrics::gauge!("subgpt_active_users").set(queues.len() as f64);
+        metrics::gauge!("subgpt_active_users").set(queues.users() as f64);
         let this = Arc::clone(self);
         self.tracker.spawn(async move { this.serve(lane).await });
     }
 
-    /// Queues with a task right now: users with messages, and the rare membership change.
+    /// Users with messages queued or being answered right now.
     pub fn active_users(&self) -> usize {
-        self.queues.lock().len()
+        self.queues.lock().users()
     }
 
     async fn serve(self: Arc<Self>, lane: Lane) {
@@ -216,14 +238,17 @@ impl Dispatcher {
                 let next = if self.stopping.is_cancelled() {
                     None
                 } else {
-                    queues.get_mut(&lane).and_then(|q| q.jobs.pop_front())
+                    queues
+                        .of(lane)
+                        .get_mut(&user)
+                        .and_then(|q| q.jobs.pop_front())
                 };
                 match next {
                     Some(job) => job,
                     None => {
                         // Decided under the lock `submit` queues under, so nothing is stranded.
-                        queues.remove(&lane);
-                        metrics::gauge!("subgpt_active_users").set(queues.len() as f64);
+                        queues.of(lane).remove(&user);
+                        metrics::gauge!("subgpt_active_users").set(queues.users() as f64);
                         return;
                     }
                 }
@@ -242,7 +267,14 @@ impl Dispatcher {
         let chat = job.chat();
         let lang = job.lang(self.language);
         let membership = job.lane().membership;
-        let budget = self.limits.deadline.saturating_sub(job.age());
+        // A membership change is applied however late (dropping it would leave a stale gate
+        // decision standing), and so is a response already asked for before a restart (it is
+        // paid for: the answer and its usage are better late than lost).
+        let budget = if membership || job.response_id.is_some() {
+            self.limits.deadline
+        } else {
+            self.limits.deadline.saturating_sub(job.age())
+        };
         if budget.is_zero() {
             let why = format!(
                 "the update waited past ANSWER_DEADLINE_SECS ({} s) for its turn",
