@@ -10,9 +10,9 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
-/// Libraries whose debug logs may print request URLs (and so the bot token): kept at info,
-/// whatever `RUST_LOG` says.
-const QUIET: &str = "reqwest=info,hyper=info,hyper_util=info,h2=info,rustls=info";
+/// Libraries whose debug logs may print request URLs (and so the bot token), and whose info
+/// lines say nothing an operator needs: kept at warn, whatever `RUST_LOG` says.
+const QUIET: &str = "reqwest=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn";
 
 /// Installs the global subscriber at `default_level` unless `rust_log` (`RUST_LOG`, from the
 /// process or `.env`) says otherwise. Every line is scrubbed of `secrets` before it is written.

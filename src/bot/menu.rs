@@ -93,10 +93,18 @@ async fn forget_former_admins(
     for chat_id in before.into_iter().filter(|id| !admins.contains(id)) {
         let scope = BotCommandScope::Chat { chat_id };
         for code in codes {
-            if let Err(e) = telegram.delete_my_commands(&scope, *code).await {
-                tracing::warn!(error = %e, chat_id, language = code, "could not take /stats out of a former admin's menu");
-                remembered.push(chat_id);
-                break;
+            match telegram.delete_my_commands(&scope, *code).await {
+                Ok(()) => {}
+                // No such chat (never opened), or the bot is blocked there: no menu to reset.
+                Err(e) if matches!(e.code(), Some(400 | 403)) => {
+                    tracing::info!(error = %e, chat_id, "a former admin's chat has no menu to reset");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, chat_id, language = code, "could not take /stats out of a former admin's menu; trying again at the next start");
+                    remembered.push(chat_id);
+                    break;
+                }
             }
         }
     }

@@ -72,7 +72,7 @@ impl UserState {
                     tracing::info!(
                         "Redis had lost a conversation key; restored it from the state database"
                     );
-                    if let Err(e) = self.kv.set_strict(key, value, None).await {
+                    if let Err(e) = self.kv.set_strict(key, value, ttl).await {
                         tracing::warn!(error = %e, "could not write the key back to Redis");
                     }
                 }

@@ -47,7 +47,7 @@ const BATCH_MAX: usize = 4096;
 /// the service is held to.
 const PAGE_SIZE: i64 = 1024;
 /// How often the `seen` table is swept of ids older than [`SEEN_FOR`], and `user_state` of
-/// expired values (also at the first idle moment after opening).
+/// expired values (also at the first idle moment after opening; an idle writer is woken).
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// What went wrong with the state database.
@@ -181,6 +181,22 @@ impl StateStore {
         std::thread::Builder::new()
             .name("state-writer".into())
             .spawn(move || Writer::new(conn, checkpointer).run(rx))
+            .map_err(thread_error)?;
+        // Wakes an idle writer now and then, so its sweep is late by a minute at most; holds
+        // no handle, so the writer still ends with the last one (and this thread after it).
+        let weak = tx.downgrade();
+        std::thread::Builder::new()
+            .name("state-sweeper".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(SWEEP_EVERY / 10);
+                    let Some(tx) = weak.upgrade() else { break };
+                    let (reply, _) = oneshot::channel();
+                    if tx.send(Command::Ping { reply }).is_err() {
+                        break;
+                    }
+                }
+            })
             .map_err(thread_error)?;
         Ok(StateStore { tx })
     }

@@ -97,17 +97,25 @@ async fn expired_values_are_erased_from_the_file_not_only_hidden() {
     std::thread::sleep(Duration::from_millis(5));
     // Reopened (a restart): the sweep runs at the first idle moment, after this first batch.
     let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
-    store.ping().await.unwrap();
-    store.ping().await.unwrap();
     let raw = Connection::open(&path).unwrap();
-    let keys: Vec<String> = raw
-        .prepare("SELECT key FROM user_state ORDER BY key")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(keys, vec!["conv"]);
+    let keys = || -> Vec<String> {
+        raw.prepare("SELECT key FROM user_state ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while keys() != ["conv"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there: {:?}",
+            keys()
+        );
+        store.ping().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
