@@ -31,9 +31,15 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
+use tokio::sync::mpsc::WeakUnboundedSender;
+use tokio::sync::oneshot;
+
+use super::{Command, SWEEP_EVERY};
 
 /// The shortest time between two passes.
 const PASS_EVERY: Duration = Duration::from_millis(100);
+/// How often an idle writer is woken, so its sweep ([`SWEEP_EVERY`]) is never much late.
+const NUDGE_EVERY: Duration = Duration::from_secs(SWEEP_EVERY.as_secs() / 10);
 /// How long after the inbox empties the WAL is truncated. Not at once: the truncation syncs
 /// both files (about 2.5 ms here) and holds the WAL meanwhile, and the next message often
 /// comes within milliseconds of the last answer (the user's queued one, another user's):
@@ -79,14 +85,18 @@ struct Shared {
 }
 
 impl Checkpointer {
-    /// Starts the thread with `conn`, a connection of its own to the database.
-    pub(super) fn start(conn: Connection) -> std::io::Result<Checkpointer> {
+    /// Starts the thread with `conn`, a connection of its own to the database; it also nudges
+    /// the writer through `writer` now and then, so an idle one still sweeps.
+    pub(super) fn start(
+        conn: Connection,
+        writer: WeakUnboundedSender<Command>,
+    ) -> std::io::Result<Checkpointer> {
         let shared = Arc::new(Shared::default());
         let thread = thread::Builder::new()
             .name("state-checkpoint".into())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || run(&conn, &shared)
+                move || run(&conn, &shared, &writer)
             })?;
         Ok(Checkpointer {
             shared,
@@ -128,11 +138,20 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, shared: &Shared) {
+fn run(conn: &Connection, shared: &Shared, writer: &WeakUnboundedSender<Command>) {
     let mut next_pass = Instant::now();
     let mut truncate_at: Option<Instant> = None;
+    let mut next_nudge = Instant::now() + NUDGE_EVERY;
     while !shared.stop.load(Ordering::Acquire) {
         let now = Instant::now();
+        if now >= next_nudge {
+            next_nudge = now + NUDGE_EVERY;
+            if let Some(writer) = writer.upgrade() {
+                // An empty batch: the writer looks at its upkeep (the sweep) after it.
+                let (reply, _) = oneshot::channel();
+                let _ = writer.send(Command::Ping { reply });
+            }
+        }
         if truncate_at.is_none() && shared.emptied.swap(false, Ordering::AcqRel) {
             truncate_at = Some(now + TRUNCATE_AFTER);
         }

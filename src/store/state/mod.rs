@@ -47,8 +47,9 @@ const BATCH_MAX: usize = 4096;
 /// the service is held to.
 const PAGE_SIZE: i64 = 1024;
 /// How often the `seen` table is swept of ids older than [`SEEN_FOR`], and `user_state` of
-/// expired values (also at the first idle moment after opening; an idle writer is woken).
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// expired values (also at the first idle moment after opening; an idle writer is woken every
+/// [`SWEEP_EVERY`] / 10).
+pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// What went wrong with the state database.
 #[derive(Debug, thiserror::Error)]
@@ -176,27 +177,14 @@ impl StateStore {
         let thread_error = |e| StateError::Directory("a thread of the state store".into(), e);
         let checkpoints = Connection::open(path)?;
         checkpoints.pragma_update(None, "synchronous", synchronous.pragma())?;
-        let checkpointer = Checkpointer::start(checkpoints).map_err(thread_error)?;
         let (tx, rx) = mpsc::unbounded_channel();
+        // The checkpoint thread also wakes an idle writer now and then for its sweep; it holds
+        // no handle, so the writer still ends with the last one.
+        let checkpointer =
+            Checkpointer::start(checkpoints, tx.downgrade()).map_err(thread_error)?;
         std::thread::Builder::new()
             .name("state-writer".into())
             .spawn(move || Writer::new(conn, checkpointer).run(rx))
-            .map_err(thread_error)?;
-        // Wakes an idle writer now and then, so its sweep is late by a minute at most; holds
-        // no handle, so the writer still ends with the last one (and this thread after it).
-        let weak = tx.downgrade();
-        std::thread::Builder::new()
-            .name("state-sweeper".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(SWEEP_EVERY / 10);
-                    let Some(tx) = weak.upgrade() else { break };
-                    let (reply, _) = oneshot::channel();
-                    if tx.send(Command::Ping { reply }).is_err() {
-                        break;
-                    }
-                }
-            })
             .map_err(thread_error)?;
         Ok(StateStore { tx })
     }
