@@ -105,12 +105,7 @@ where
         Ok(c) => c,
         Err(code) => return code,
     };
-    subgpt::telemetry::init_logging(
-        config.log_format,
-        config.rust_log.as_deref(),
-        "info",
-        secrets(&config),
-    );
+    logging(&config, "info");
     finish(runtime().block_on(job(config)))
 }
 
@@ -153,17 +148,22 @@ fn check() -> ExitCode {
         }
     };
     // The report is the output; logs only for what goes wrong.
-    subgpt::telemetry::init_logging(
-        config.log_format,
-        config.rust_log.as_deref(),
-        "warn",
-        secrets(&config),
-    );
+    logging(&config, "warn");
     if runtime().block_on(subgpt::cli::check::run(&config)) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Logs as `config` says (`LOG_FORMAT`, `RUST_LOG`, else `default_level`), its secrets scrubbed.
+fn logging(config: &Config, default_level: &str) {
+    subgpt::telemetry::init_logging(
+        config.log_format,
+        config.rust_log.as_deref(),
+        default_level,
+        secrets(config),
+    );
 }
 
 /// The values scrubbed from every log line.

@@ -68,6 +68,14 @@ async fn accept(state: &StateStore, update: &Update, user: i64) {
     assert!(state.accept(row).await.unwrap());
 }
 
+/// Waits until every task `tracker` tracks has ended (30 s at most).
+async fn drained(tracker: TaskTracker) {
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(30), tracker.wait())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn time_in_the_queue_counts_toward_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
@@ -99,10 +107,7 @@ async fn time_in_the_queue_counts_toward_the_deadline() {
     let first = Job::new(first, 5);
     dispatcher.submit(first, false);
     dispatcher.submit(second, false);
-    tracker.close();
-    tokio::time::timeout(Duration::from_secs(30), tracker.wait())
-        .await
-        .unwrap();
+    drained(tracker).await;
     assert_eq!(
         *started.lock(),
         vec![1],
@@ -161,10 +166,7 @@ async fn a_panic_in_one_update_is_caught_and_the_next_one_runs() {
         accept(&state, &update, 5).await;
         dispatcher.submit(Job::new(update, 5), false);
     }
-    tracker.close();
-    tokio::time::timeout(Duration::from_secs(30), tracker.wait())
-        .await
-        .unwrap();
+    drained(tracker).await;
     assert_eq!(*handled.lock(), vec![1, 3]);
     assert!(state.pending().await.unwrap().is_empty(), "all erased");
 }

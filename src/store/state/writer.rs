@@ -1,7 +1,7 @@
 //! The thread that owns the state database's connection: it runs every queued command of a
 //! batch in one transaction and answers each caller after the commit.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
@@ -243,42 +243,47 @@ fn apply(tx: &Connection, command: Command) -> Result<Answer, StateError> {
             ttl,
             reply,
         } => {
-            match value {
-                Some(value) => {
-                    let expires = ttl.map(|t| now_ms() + t.as_millis() as i64);
-                    tx.prepare_cached(
-                        "INSERT INTO user_state (key, value, expires_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-                    )?
-                    .execute(params![key, value, expires])?;
-                }
-                None => {
-                    tx.prepare_cached("DELETE FROM user_state WHERE key = ?1")?
-                        .execute([key])?;
-                }
-            }
+            write_value(tx, &key, value.as_deref(), ttl, false)?;
             Answer::Unit(reply)
         }
         Command::Keep { key, value, ttl } => {
-            // Writes only what differs, so keeping a value already here dirties no page.
-            let now = now_ms();
-            match value {
-                Some(value) => {
-                    let expires = ttl.map(|t| now + t.as_millis() as i64);
-                    tx.prepare_cached(
-                        "INSERT INTO user_state (key, value, expires_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-                         WHERE value IS NOT excluded.value OR expires_at <= ?4",
-                    )?
-                    .execute(params![key, value, expires, now])?;
-                }
-                None => {
-                    tx.prepare_cached("DELETE FROM user_state WHERE key = ?1")?
-                        .execute([key])?;
-                }
-            }
+            write_value(tx, &key, value.as_deref(), ttl, true)?;
             Answer::Nothing
         }
         Command::Ping { reply } => Answer::Unit(reply),
     })
+}
+
+/// Sets `key` to `value`, expiring after `ttl` (or never), or removes it when `value` is
+/// `None`. With `only_if_changed`, an equal value that has not expired is left as it is, so
+/// keeping what is already there dirties no page.
+fn write_value(
+    tx: &Connection,
+    key: &str,
+    value: Option<&str>,
+    ttl: Option<Duration>,
+    only_if_changed: bool,
+) -> rusqlite::Result<()> {
+    let Some(value) = value else {
+        tx.prepare_cached("DELETE FROM user_state WHERE key = ?1")?
+            .execute([key])?;
+        return Ok(());
+    };
+    let now = now_ms();
+    let expires = ttl.map(|t| now + t.as_millis() as i64);
+    if only_if_changed {
+        tx.prepare_cached(
+            "INSERT INTO user_state (key, value, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+             WHERE value IS NOT excluded.value OR expires_at <= ?4",
+        )?
+        .execute(params![key, value, expires, now])?;
+    } else {
+        tx.prepare_cached(
+            "INSERT INTO user_state (key, value, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        )?
+        .execute(params![key, value, expires])?;
+    }
+    Ok(())
 }
