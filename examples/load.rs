@@ -24,6 +24,9 @@ mod openai;
 #[path = "support/percentiles.rs"]
 mod percentiles;
 #[allow(dead_code)]
+#[path = "../tests/support/ports.rs"]
+mod ports;
+#[allow(dead_code)]
 #[path = "support/procfs.rs"]
 mod procfs;
 #[allow(dead_code)]
@@ -43,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+pub use ports::free_port;
 
 /// The same allocator as the service: the fakes and the load run in this process, and with
 /// glibc's malloc they took a fifth more CPU, which the service then lacked on a small machine.
@@ -84,14 +88,6 @@ enum Mode {
     Answers(load_answers::Options),
     /// Ignored updates with wrk, the service beside a bare handler, round by round.
     Ingest(load_ingest::Options),
-}
-
-/// A free loopback port (bound and released); `redis.rs` uses it too.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// A process started here, ended by its PID when dropped.

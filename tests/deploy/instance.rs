@@ -3,7 +3,6 @@
 //! what a test started, by PID, even when it fails.
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use wiremock::matchers::{path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub use super::ports::free_ports;
 
 pub const TOKEN: &str = "123456:TESTTOKEN";
 
@@ -49,17 +50,6 @@ pub const SCRUBBED: &[&str] = &[
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `n` distinct free loopback ports (every listener is held until all are chosen).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
 }
 
 /// Polls `cond` until it holds or `timeout` passes; false on time-out.

@@ -2,3 +2,5 @@
 
 pub mod instance;
 pub mod nginx;
+#[path = "../support/ports.rs"]
+pub mod ports;

@@ -5,6 +5,7 @@
 pub mod net;
 pub mod openai;
 pub mod operator;
+pub mod ports;
 pub mod redis;
 pub mod sse;
 pub mod telegram;
@@ -19,6 +20,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 pub use openai::FakeOpenAi;
+pub use ports::free_port;
 #[allow(unused_imports)]
 pub use redis::RedisServer;
 pub use telegram::FakeTelegram;
@@ -27,15 +29,6 @@ pub use updates::{chat_member_update, text_update, text_update_in};
 
 pub const SECRET: &str = "webhook_Secret-123";
 pub const CHANNEL: &str = "@test_channel";
-
-/// A free loopback port (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Polls `cond` until it holds; panics naming `what` after `timeout`.
 pub async fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
