@@ -140,9 +140,10 @@ fn check() -> ExitCode {
     let config = match environment().and_then(|vars| Config::from_vars(&vars, Purpose::Bot)) {
         Ok(c) => c,
         Err(e) => {
-            println!(
+            subgpt::say!(
                 "FAIL  configuration: {}: {} — fix: set it in .env or the environment",
-                e.var, e.problem
+                e.var,
+                e.problem
             );
             return ExitCode::from(2);
         }

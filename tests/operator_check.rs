@@ -206,3 +206,21 @@ async fn check_names_each_failure_and_its_fix() {
     assert_eq!(code, 2);
     assert!(out.contains("FAIL  configuration: CHANNEL_POLICY"), "{out}");
 }
+
+#[tokio::test]
+async fn check_into_a_closed_pipe_exits_with_its_verdict_not_a_panic() {
+    // `subgpt check | head -1` closes the pipe early; the report lines that follow go nowhere.
+    let redis = RedisServer::start();
+    let (_t, _o, spawn) = healthy(&redis).await;
+    let (code, out) = run(spawn.stdout_closed()).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+
+    let (code, out) = run(Spawn::default()
+        .command(&["check"])
+        .unset("TELEGRAM_BOT_TOKEN")
+        .stdout_closed())
+    .await;
+    assert_eq!(code, 2, "bad configuration still exits 2:\n{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}

@@ -138,7 +138,7 @@ pub fn run(args: Args) -> ExitCode {
     match backup(&sources, &args.out, args.keep.map(|n| n as usize)) {
         Ok(snapshot) => {
             for c in &snapshot.copied {
-                println!(
+                crate::say!(
                     "{:<6} {} -> {}  {} ({} bytes)",
                     c.name,
                     c.source.display(),
@@ -148,12 +148,12 @@ pub fn run(args: Args) -> ExitCode {
                 );
             }
             for s in &snapshot.skipped {
-                println!("{:<6} {} does not exist; skipped", s.name, s.path.display());
+                crate::say!("{:<6} {} does not exist; skipped", s.name, s.path.display());
             }
             for p in &snapshot.pruned {
-                println!("pruned {}", p.display());
+                crate::say!("pruned {}", p.display());
             }
-            println!("backup: {}", snapshot.dir.display());
+            crate::say!("backup: {}", snapshot.dir.display());
             ExitCode::SUCCESS
         }
         Err(e) => {

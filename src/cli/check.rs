@@ -48,12 +48,12 @@ pub async fn run(config: &Config) -> bool {
     let mut all_ok = true;
     let mut report = |name: &str, outcome: Outcome| match outcome {
         Ok(what) => match what.strip_prefix(WARNING) {
-            Some(warning) => println!("WARN  {name}: {warning}"),
-            None => println!("ok    {name}: {what}"),
+            Some(warning) => crate::say!("WARN  {name}: {warning}"),
+            None => crate::say!("ok    {name}: {what}"),
         },
         Err((what, fix)) => {
             all_ok = false;
-            println!("FAIL  {name}: {what} — fix: {fix}");
+            crate::say!("FAIL  {name}: {what} — fix: {fix}");
         }
     };
     report(

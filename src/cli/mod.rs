@@ -1,6 +1,17 @@
 //! Operator commands besides the bot itself: webhook registration, the `check` doctor and
 //! database backups.
 
+/// `println!` for a command's report: the reader may be gone (`subgpt check | head -1`), and
+/// `println!` would panic on the closed pipe. A line that cannot be written is dropped; the exit
+/// code still says how the command went.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod backup;
 pub mod check;
 pub mod webhook;

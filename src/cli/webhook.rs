@@ -32,11 +32,11 @@ pub async fn set(config: &Config, drop_pending: bool) -> anyhow::Result<()> {
         .set_webhook(url, secret, ALLOWED_UPDATES, drop_pending)
         .await
         .context("setWebhook failed")?;
-    println!("Webhook set: {url}");
-    println!("  updates: {}", ALLOWED_UPDATES.join(", "));
-    println!("  secret token: set (from WEBHOOK_SECRET)");
+    crate::say!("Webhook set: {url}");
+    crate::say!("  updates: {}", ALLOWED_UPDATES.join(", "));
+    crate::say!("  secret token: set (from WEBHOOK_SECRET)");
     if drop_pending {
-        println!("  pending updates dropped");
+        crate::say!("  pending updates dropped");
     }
     Ok(())
 }
@@ -48,40 +48,40 @@ pub async fn info(config: &Config) -> anyhow::Result<()> {
         .await
         .context("getWebhookInfo failed")?;
     if info.url.is_empty() {
-        println!(
+        crate::say!(
             "No webhook is set. Register one with `subgpt webhook set`, or fetch updates with `subgpt poll`."
         );
-        println!("Pending updates: {}", info.pending_update_count);
+        crate::say!("Pending updates: {}", info.pending_update_count);
         return Ok(());
     }
-    println!("URL:              {}", info.url);
+    crate::say!("URL:              {}", info.url);
     match &config.server.webhook_url {
         Some(expected) if *expected != info.url => {
-            println!("                  (differs from WEBHOOK_URL {expected})")
+            crate::say!("                  (differs from WEBHOOK_URL {expected})")
         }
         _ => {}
     }
-    println!("Pending updates:  {}", info.pending_update_count);
+    crate::say!("Pending updates:  {}", info.pending_update_count);
     match (info.last_error_date, &info.last_error_message) {
-        (Some(date), Some(message)) => println!("Last error:       {} — {message}", utc(date)),
-        (Some(date), None) => println!("Last error:       {}", utc(date)),
-        _ => println!("Last error:       none"),
+        (Some(date), Some(message)) => crate::say!("Last error:       {} — {message}", utc(date)),
+        (Some(date), None) => crate::say!("Last error:       {}", utc(date)),
+        _ => crate::say!("Last error:       none"),
     }
     if let Some(date) = info.last_synchronization_error_date {
-        println!("Last sync error:  {}", utc(date));
+        crate::say!("Last sync error:  {}", utc(date));
     }
     if let Some(ip) = &info.ip_address {
-        println!("IP address:       {ip}");
+        crate::say!("IP address:       {ip}");
     }
     if let Some(max) = info.max_connections {
-        println!("Max connections:  {max}");
+        crate::say!("Max connections:  {max}");
     }
     let allowed = info
         .allowed_updates
         .as_ref()
         .map(|a| a.join(", "))
         .unwrap_or_else(|| "default (all but chat_member)".into());
-    println!("Allowed updates:  {allowed}");
+    crate::say!("Allowed updates:  {allowed}");
     Ok(())
 }
 
@@ -91,7 +91,7 @@ pub async fn delete(config: &Config, drop_pending: bool) -> anyhow::Result<()> {
         .delete_webhook(drop_pending)
         .await
         .context("deleteWebhook failed")?;
-    println!(
+    crate::say!(
         "Webhook removed{}.",
         if drop_pending {
             " and pending updates dropped"

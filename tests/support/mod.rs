@@ -63,6 +63,8 @@ pub struct Spawn {
     pub dir: Option<Arc<tempfile::TempDir>>,
     /// Variables the process does not get, not even the defaults below.
     pub unset: Vec<String>,
+    /// Standard output is a pipe nobody reads, closed at once (`subgpt check | head -0`).
+    pub stdout_closed: bool,
 }
 
 impl Default for Spawn {
@@ -74,6 +76,7 @@ impl Default for Spawn {
             command: vec!["serve".into()],
             dir: None,
             unset: Vec::new(),
+            stdout_closed: false,
         }
     }
 }
@@ -100,6 +103,10 @@ impl Spawn {
     }
     pub fn command(mut self, args: &[&str]) -> Self {
         self.command = args.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn stdout_closed(mut self) -> Self {
+        self.stdout_closed = true;
         self
     }
 
@@ -167,16 +174,25 @@ impl Spawn {
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(dir.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(if self.stdout_closed {
+                // The reading end is dropped here: every write the process makes fails (EPIPE).
+                Stdio::from(std::io::pipe().expect("a pipe").1)
+            } else {
+                Stdio::piped()
+            })
             .stderr(Stdio::piped())
             .spawn()
             .expect("the subgpt binary");
         let logs = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
+        let streams = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ];
+        for stream in streams.into_iter().flatten() {
             let logs = Arc::clone(&logs);
             readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
