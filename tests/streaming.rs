@@ -147,11 +147,16 @@ async fn a_draft_flood_widens_the_gap_and_the_answer_still_arrives() {
 
 #[tokio::test]
 async fn a_stalled_stream_sends_what_came_and_the_apology_in_both_modes() {
+    const ANSWER: &str = "The first part of it, and the rest.";
     for mode in ["responses", "chat"] {
         let app = streaming_app(mode, &[("OPENAI_STREAM_IDLE_SECS", "1")]).await;
-        app.openai
-            .answer_with(|_| "The first part of it, and the rest.".into());
-        app.openai.with(|s| s.stall_after_pieces = Some(4));
+        app.openai.answer_with(|_| ANSWER.into());
+        // Twelve pieces, one every 500 ms: still being written upstream when the stream has
+        // been silent for a second after the fourth.
+        app.openai.with(|s| {
+            s.stall_after_pieces = Some(4);
+            s.token_every = Duration::from_millis(500);
+        });
         app.send_text(1, USER, "stall").await;
         let texts = app.wait_messages(USER, 2).await;
         // Four pieces of three characters arrived before the silence.
@@ -159,20 +164,53 @@ async fn a_stalled_stream_sends_what_came_and_the_apology_in_both_modes() {
         assert!(texts[0].contains("cut off"), "{mode}: {texts:?}");
         assert!(texts[1].contains("reference:"), "{mode}: {texts:?}");
         app.wait_log("no event from OpenAI for 1 s").await;
-        // The tokens were spent: an estimate is recorded, with a warning.
+        // The tokens were spent and are recorded: in `responses` mode the background response
+        // is cancelled, and OpenAI's usage for it recorded; a chat stream has no usage to ask
+        // for once closed, so an estimate is recorded, with a warning.
         let db = app.db_path();
-        eventually("a usage row", Duration::from_secs(10), || {
-            rusqlite::Connection::open(&db)
-                .and_then(|c| {
-                    c.query_row("SELECT tokens_used FROM user_analytics", [], |r| {
-                        r.get::<_, i64>(0)
-                    })
+        let tokens = || {
+            rusqlite::Connection::open(&db).and_then(|c| {
+                c.query_row("SELECT tokens_used FROM user_analytics", [], |r| {
+                    r.get::<_, i64>(0)
                 })
-                .is_ok_and(|n| n > 0)
+            })
+        };
+        eventually("a usage row", Duration::from_secs(10), || {
+            tokens().is_ok_and(|n| n > 0)
         })
         .await;
-        app.wait_log("recording an estimate").await;
+        if mode == "responses" {
+            app.wait_log("cancelled the response upstream").await;
+            assert_eq!(app.openai.with(|s| s.cancelled.len()), 1);
+            assert_eq!(tokens().unwrap() as u64, openai::tokens_for("stall", ""));
+        } else {
+            app.wait_log("recording an estimate").await;
+        }
     }
+}
+
+#[tokio::test]
+async fn a_stalled_stream_whose_response_completed_upstream_gives_the_whole_answer() {
+    const ANSWER: &str = "The first part of it, and the rest.";
+    let app = streaming_app("responses", &[("OPENAI_STREAM_IDLE_SECS", "1")]).await;
+    app.openai.answer_with(|_| ANSWER.into());
+    // The stream goes silent after four pieces, but the response itself is complete.
+    app.openai.with(|s| s.stall_after_pieces = Some(4));
+    app.send_text(1, USER, "stall").await;
+    assert_eq!(app.wait_messages(USER, 1).await, vec![ANSWER]);
+    app.wait_log("the response had completed upstream").await;
+    let db = app.db_path();
+    eventually("its usage row", Duration::from_secs(10), || {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row("SELECT tokens_used FROM user_analytics", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .is_ok_and(|n| n as u64 == openai::tokens_for("stall", ANSWER))
+    })
+    .await;
+    assert_eq!(app.telegram.sent_texts(USER).len(), 1, "no apology");
 }
 
 #[tokio::test]

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::time::Instant;
 
-use super::live::{Follow, follow};
+use super::live::{Follow, LATE, follow, stop};
 use super::{ConversationError, UserState};
 use crate::config::ConversationConfig;
 use crate::openai::chat::{ChatMessage, ChatRequest};
@@ -78,12 +79,20 @@ impl ChatConversations {
     }
 
     /// Answers `text` with the kept history, then appends both turns to it.
-    pub async fn reply(&self, user: i64, text: &str) -> Result<Reply, ConversationError> {
+    /// Cut off at `until` (the answer was not in time: nothing of it to show).
+    pub async fn reply(
+        &self,
+        user: i64,
+        text: &str,
+        until: Instant,
+    ) -> Result<Reply, ConversationError> {
         let mut history = self.load(user).await?;
-        let completion = self
-            .api
-            .chat_completion(&self.request(&mut history, text))
-            .await?;
+        let request = self.request(&mut history, text);
+        let asked = self.api.chat_completion(&request);
+        let Ok(completion) = tokio::time::timeout_at(until, asked).await else {
+            return stop(&self.api, None, String::new(), LATE.into()).await;
+        };
+        let completion = completion?;
         let answer = completion
             .answer()
             .ok_or_else(|| ConversationError::NoAnswer("no message content".into()))?;
@@ -101,6 +110,7 @@ impl ChatConversations {
         &self,
         user: i64,
         text: &str,
+        until: Instant,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Reply, ConversationError> {
         let mut history = self.load(user).await?;
@@ -114,6 +124,7 @@ impl ChatConversations {
             response_id: None,
             idle: self.idle,
             limit: self.limit,
+            until,
         };
         let reply = follow(stream, how, on_text).await?;
         self.remember(user, history, text, &reply.text).await?;

@@ -1,8 +1,11 @@
 //! Following a streamed answer: text as it comes (handed to a callback for the drafts), the
 //! response id recorded as soon as the stream names it, a dropped Responses stream resumed
-//! after its last event, and a stream silent for too long cancelled with what arrived so far.
+//! after its last event, and a stream silent for too long, or still going when the update's
+//! time is up, cancelled with what arrived so far.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::ConversationError;
 use crate::intake::Receipt;
@@ -11,6 +14,8 @@ use crate::openai::{OpenAi, OpenAiError, Reply};
 
 /// How many times one answer's dropped stream is resumed before giving up.
 const MAX_RESUMES: u32 = 3;
+/// The longest wait for OpenAI to confirm a cancelled response.
+const CANCEL_WAIT: Duration = Duration::from_secs(3);
 
 /// What the follower needs to know.
 pub(super) struct Follow<'a> {
@@ -23,6 +28,8 @@ pub(super) struct Follow<'a> {
     pub idle: Duration,
     /// The bound on one (re)opened stream.
     pub limit: Duration,
+    /// When the answer must be in ([`Receipt::answer_by`]).
+    pub until: Instant,
 }
 
 /// Reads `stream` to its end; the answer, or what arrived before it broke.
@@ -35,12 +42,16 @@ pub(super) async fn follow(
     let mut id = how.response_id.clone();
     let mut resumes = 0;
     loop {
-        let event = match tokio::time::timeout(how.idle, stream.next()).await {
+        let silent_at = Instant::now() + how.idle;
+        let event = match tokio::time::timeout_at(silent_at.min(how.until), stream.next()).await {
             Err(_) => {
-                return Err(interrupted(
-                    text,
-                    format!("no event from OpenAI for {} s", how.idle.as_secs()),
-                ));
+                let why = if how.until < silent_at {
+                    LATE.to_string()
+                } else {
+                    format!("no event from OpenAI for {} s", how.idle.as_secs())
+                };
+                let upstream = how.receipt.and(id.as_deref());
+                return stop(how.api, upstream, text, why).await;
             }
             Ok(event) => event,
         };
@@ -88,6 +99,61 @@ pub(super) async fn follow(
             Err(e) => return Err(interrupted(text, format!("{broke}; resuming failed: {e}"))),
         };
     }
+}
+
+/// Why an answer still coming at the update's `answer_by` is cut off.
+pub(super) const LATE: &str = "the answer was not complete within ANSWER_DEADLINE_SECS";
+
+/// An answer given up on (silent too long, or not in by the update's `answer_by`), `text`
+/// what came of it so far. A background response (`id`, in `responses` mode) is cancelled
+/// first, so that OpenAI stops writing (and billing) an answer nobody will see. If OpenAI says
+/// it had completed after all, that answer is returned whole; otherwise it is cut off, with
+/// the usage OpenAI reports for it.
+pub(super) async fn stop(
+    api: &OpenAi,
+    id: Option<&str>,
+    text: String,
+    reason: String,
+) -> Result<Reply, ConversationError> {
+    let mut partial = Reply {
+        text,
+        usage: None,
+        model: None,
+    };
+    if let Some(id) = id {
+        match tokio::time::timeout(CANCEL_WAIT, api.cancel_response(id)).await {
+            Ok(Ok(response)) => {
+                let status = response.status.as_deref().unwrap_or("unknown");
+                let whole = response.output_text();
+                if status == "completed" && !whole.trim().is_empty() {
+                    tracing::info!(
+                        response_id = id,
+                        reason,
+                        "the response had completed upstream; answering with it"
+                    );
+                    return Ok(Reply {
+                        text: whole,
+                        usage: response.usage,
+                        model: response.model,
+                    });
+                }
+                tracing::info!(response_id = id, status, "cancelled the response upstream");
+                if whole.len() > partial.text.len() {
+                    partial.text = whole;
+                }
+                partial.usage = response.usage;
+                partial.model = response.model;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(response_id = id, error = %e, "could not cancel the response upstream")
+            }
+            Err(_) => tracing::warn!(
+                response_id = id,
+                "OpenAI did not confirm the cancel in time"
+            ),
+        }
+    }
+    Err(ConversationError::Interrupted { partial, reason })
 }
 
 fn interrupted(text: String, reason: String) -> ConversationError {

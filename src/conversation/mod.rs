@@ -55,7 +55,8 @@ impl Conversations {
     }
 
     /// Answers `text` from `user`, continuing their conversation. `receipt` is the inbox row
-    /// of the update being answered: what was already asked for it is not asked again.
+    /// of the update being answered: what was already asked for it is not asked again, and
+    /// an answer not in by its `answer_by` is cut off (cancelled upstream where OpenAI can).
     pub async fn reply(
         &self,
         user: i64,
@@ -64,7 +65,7 @@ impl Conversations {
     ) -> Result<Reply, ConversationError> {
         match self {
             Conversations::Responses(c) => c.reply(user, text, receipt).await,
-            Conversations::Chat(c) => c.reply(user, text).await,
+            Conversations::Chat(c) => c.reply(user, text, receipt.answer_by).await,
         }
     }
 
@@ -79,7 +80,7 @@ impl Conversations {
     ) -> Result<Reply, ConversationError> {
         match self {
             Conversations::Responses(c) => c.reply_live(user, text, receipt, on_text).await,
-            Conversations::Chat(c) => c.reply_live(user, text, on_text).await,
+            Conversations::Chat(c) => c.reply_live(user, text, receipt.answer_by, on_text).await,
         }
     }
 

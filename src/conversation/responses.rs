@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use super::live::{Follow, follow};
+use tokio::time::Instant;
+
+use super::live::{Follow, LATE, follow, stop};
 use super::{ConversationError, UserState};
 use crate::config::ConversationConfig;
 use crate::intake::Receipt;
@@ -76,7 +78,7 @@ impl ResponsesConversations {
                 "picking up the response asked for before the restart"
             );
             let response = self.api.get_response(id).await?;
-            return self.await_answer(response).await;
+            return self.await_answer(response, receipt.answer_by).await;
         }
         self.in_conversation(user, |conversation| async move {
             self.respond(&conversation, text, receipt).await
@@ -133,6 +135,7 @@ impl ResponsesConversations {
             response_id: receipt.response_id.clone(),
             idle: self.idle,
             limit: self.limit,
+            until: receipt.answer_by,
         };
         follow(stream, how, on_text).await
     }
@@ -161,11 +164,16 @@ impl ResponsesConversations {
             // The answer still comes; only a crash before it would ask again.
             tracing::warn!(error = %e, "could not record the response id in the inbox");
         }
-        self.await_answer(response).await
+        self.await_answer(response, receipt.answer_by).await
     }
 
-    /// Looks at a background response until it ends; its answer.
-    async fn await_answer(&self, mut response: ResponseObject) -> Result<Reply, ConversationError> {
+    /// Looks at a background response until it ends; its answer. Still pending at `until`, it
+    /// is cancelled.
+    async fn await_answer(
+        &self,
+        mut response: ResponseObject,
+        until: Instant,
+    ) -> Result<Reply, ConversationError> {
         let mut wait = POLL_FIRST;
         let mut polls = 0;
         while response.is_pending() {
@@ -175,8 +183,12 @@ impl ResponsesConversations {
                     response.id
                 )));
             }
+            if Instant::now() >= until {
+                let text = response.output_text();
+                return stop(&self.api, Some(&response.id), text, LATE.into()).await;
+            }
             polls += 1;
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep_until((Instant::now() + wait).min(until)).await;
             wait = (wait * 3 / 2).min(POLL_MAX);
             response = self.api.get_response(&response.id).await?;
         }

@@ -37,6 +37,9 @@ pub type UpdateService = BoxCloneSyncService<Delivery, (), Infallible>;
 /// Attempts at one update before it is given up (each start counts, so an update that kills
 /// the process is not replayed forever).
 pub const MAX_ATTEMPTS: u32 = 3;
+/// The longest part of an update's time kept back for wrapping up when its answer is late
+/// (cancelling it upstream, sending what came, the apology); a tenth of the budget when less.
+const WRAP_UP: Duration = Duration::from_secs(10);
 
 /// An accepted update on its way to the service.
 pub struct Job {
@@ -282,6 +285,7 @@ impl Dispatcher {
             );
             return self.give_up(update_id, chat, lang, &why).await;
         }
+        let answer_by = Instant::now() + budget - WRAP_UP.min(budget / 10);
         let attempts = match self.state.begin(update_id).await {
             Ok(n) => n,
             Err(e) => {
@@ -299,6 +303,7 @@ impl Dispatcher {
             receipt: Receipt {
                 update_id,
                 response_id: job.response_id,
+                answer_by,
                 state: self.state.clone(),
             },
         };

@@ -29,6 +29,9 @@ pub struct Receipt {
     pub update_id: i64,
     /// Responses mode: the response already asked for before a restart.
     pub response_id: Option<String>,
+    /// When the answer must be in: a little before the update's deadline, so that what came
+    /// so far, the apology and the usage still go out before the dispatcher cuts it off.
+    pub answer_by: tokio::time::Instant,
     state: StateStore,
 }
 

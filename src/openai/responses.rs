@@ -1,6 +1,6 @@
 //! The Responses and Conversations APIs on the wire: request and answer types, and the calls
 //! the bot makes (`POST /conversations`, `POST /responses` in the background,
-//! `GET /responses/{id}`, conversation items, `DELETE /conversations/{id}`).
+//! `GET /responses/{id}` and its cancel, conversation items, `DELETE /conversations/{id}`).
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,12 @@ impl OpenAi {
     /// `GET /responses/{id}`.
     pub async fn get_response(&self, id: &str) -> Result<ResponseObject, OpenAiError> {
         self.request::<(), _>(Method::GET, &format!("/responses/{id}"), None)
+            .await
+    }
+
+    /// `POST /responses/{id}/cancel`: stops a background response; the response as it ended.
+    pub async fn cancel_response(&self, id: &str) -> Result<ResponseObject, OpenAiError> {
+        self.request::<(), _>(Method::POST, &format!("/responses/{id}/cancel"), None)
             .await
     }
 

@@ -70,6 +70,7 @@ pub(super) async fn create_background_response(
             drop_after: s.drop_after_pieces.take(),
         };
         s.streams.insert(id.clone(), (done.clone(), ready));
+        s.inputs_of.insert(id.clone(), input.clone());
         (id, done, ready, finished, pace)
     };
     let _ = ready;
@@ -78,8 +79,10 @@ pub(super) async fn create_background_response(
         tokio::spawn(async move {
             tokio::time::sleep(finished.saturating_duration_since(Instant::now())).await;
             let mut s = state.lock();
-            s.responses.insert(id, done);
-            s.in_flight -= 1;
+            if !s.cancelled.contains(&id) {
+                s.responses.insert(id, done);
+                s.in_flight -= 1;
+            }
         });
     }
     if body["stream"] == true {
@@ -126,4 +129,35 @@ pub(super) async fn get_response(
         Some(response) => axum::Json(response.clone()).into_response(),
         None => error(404, &format!("Response with id '{id}' not found.")),
     }
+}
+
+/// `POST /responses/{id}/cancel`: a background response still running stops there, and its
+/// object says `cancelled`, with `usage` for the input it read (the spec lets a cancelled
+/// response carry usage; what OpenAI bills for it is the operator's to see in the ledger). A
+/// finished one is returned as it is.
+pub(super) async fn cancel_response(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorised(&headers) {
+        return error(401, "Incorrect API key provided");
+    }
+    let mut s = state.lock();
+    let Some(response) = s.responses.get(&id).cloned() else {
+        return error(404, &format!("Response with id '{id}' not found."));
+    };
+    if response["status"] != "in_progress" || s.cancelled.contains(&id) {
+        return axum::Json(response).into_response();
+    }
+    let input_tokens = 10 + s.inputs_of.get(&id).map_or(0, |i| i.chars().count() as u64);
+    let cancelled = json!({"id": id, "object": "response", "created_at": 1_760_000_000,
+        "status": "cancelled", "background": true, "output": [], "error": null,
+        "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens}});
+    s.responses.insert(id.clone(), cancelled.clone());
+    s.cancelled.push(id);
+    s.in_flight -= 1;
+    axum::Json(cancelled).into_response()
 }

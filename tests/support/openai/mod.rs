@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::sse;
 
 use answer::input_of;
-use background::get_response;
+use background::{cancel_response, get_response};
 use chat::chat_completion;
 use conversations::{create_conversation, delete_conversation, list_items};
 use models::get_model;
@@ -91,6 +91,8 @@ pub struct OpenAiState {
     responses: HashMap<String, Value>,
     /// `GET /responses/{id}` calls.
     pub response_gets: usize,
+    /// The ids `POST /responses/{id}/cancel` stopped while they were still running.
+    pub cancelled: Vec<String>,
     /// Streams: the wait between two pieces of text (the first comes after `delay`).
     pub token_every: Duration,
     /// Streams: bytes per body chunk (small, so lines and characters are split).
@@ -105,6 +107,8 @@ pub struct OpenAiState {
     pub resumed_after: Vec<Option<u64>>,
     /// Background responses: the finished response and when its text starts.
     streams: HashMap<String, (Value, Instant)>,
+    /// Background responses: the input each answers.
+    inputs_of: HashMap<String, String>,
     next_id: u64,
 }
 
@@ -161,6 +165,7 @@ impl FakeOpenAi {
             slow_page_delay: Duration::from_secs(5),
             responses: HashMap::new(),
             response_gets: 0,
+            cancelled: Vec::new(),
             token_every: Duration::ZERO,
             chunk_bytes: 7,
             stall_after_pieces: None,
@@ -168,6 +173,7 @@ impl FakeOpenAi {
             streams_opened: 0,
             resumed_after: Vec::new(),
             streams: HashMap::new(),
+            inputs_of: HashMap::new(),
             next_id: 1,
         }));
         let router = Router::new()
@@ -176,6 +182,7 @@ impl FakeOpenAi {
             .route("/v1/conversations/{id}/items", get(list_items))
             .route("/v1/responses", post(create_response))
             .route("/v1/responses/{id}", get(get_response))
+            .route("/v1/responses/{id}/cancel", post(cancel_response))
             .route("/v1/chat/completions", post(chat_completion))
             .route("/v1/models/{model}", get(get_model))
             .with_state(Arc::clone(&state));
