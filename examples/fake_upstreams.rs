@@ -34,6 +34,11 @@ async fn main() {
         let delay = Duration::from_millis(ms.parse().expect("milliseconds"));
         openai.with(|s| s.delay = delay);
     }
+    // A piece of three characters every this many ms (streams and background responses).
+    if let Ok(ms) = std::env::var("FAKE_OPENAI_TOKEN_MS") {
+        let every = Duration::from_millis(ms.parse().expect("milliseconds"));
+        openai.with(|s| s.token_every = every);
+    }
     println!("TELEGRAM_API_URL={}", telegram.url);
     println!("TELEGRAM_BOT_TOKEN={}", telegram::TOKEN);
     println!("OPENAI_BASE_URL={}", openai.url);
@@ -53,8 +58,9 @@ async fn main() {
         seen = calls.len();
     }
     println!(
-        "{} Telegram calls, {} OpenAI answers",
+        "{} Telegram calls, {} OpenAI answers, {} cancelled",
         seen,
-        openai.request_count()
+        openai.request_count(),
+        openai.with(|s| s.cancelled.len())
     );
 }

@@ -114,6 +114,15 @@ async fn an_answer_late_for_its_deadline_is_cancelled_upstream_and_its_usage_rec
         let rows = wait_rows(&app, 1).await;
         // What OpenAI reports for the cancelled response (the fake: the input it read).
         assert_eq!(rows[0].3 as u64, tokens_for("slow", ""), "{streaming}");
+        let model: Option<String> = Connection::open(app.db_path())
+            .unwrap()
+            .query_row("SELECT model FROM user_analytics", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            model.as_deref(),
+            Some("gpt-5.4-mini"),
+            "its model, for its price"
+        );
         assert_eq!(app.openai.with(|s| s.cancelled.len()), 1, "{streaming}");
         app.wait_log("not complete within ANSWER_DEADLINE_SECS")
             .await;

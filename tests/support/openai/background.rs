@@ -151,8 +151,12 @@ pub(super) async fn cancel_response(
         return axum::Json(response).into_response();
     }
     let input_tokens = 10 + s.inputs_of.get(&id).map_or(0, |i| i.chars().count() as u64);
+    let model = s
+        .streams
+        .get(&id)
+        .map_or(Value::Null, |(done, _)| done["model"].clone());
     let cancelled = json!({"id": id, "object": "response", "created_at": 1_760_000_000,
-        "status": "cancelled", "background": true, "output": [], "error": null,
+        "status": "cancelled", "background": true, "model": model, "output": [], "error": null,
         "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
             "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": input_tokens}});
