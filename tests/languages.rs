@@ -258,6 +258,51 @@ async fn an_admin_taken_off_the_list_gets_the_everyday_menu_back() {
 }
 
 #[tokio::test]
+async fn a_former_admins_menu_that_cannot_be_reset_now_is_tried_again_at_the_next_start() {
+    let app = Spawn::default()
+        .env("ADMIN_USER_IDS", "700,701,702")
+        .start()
+        .await;
+    app.terminate();
+    app.wait_exit(Duration::from_secs(10)).await;
+    // 701 never opened the bot (Telegram: "chat not found", nothing to reset); for 702 Telegram
+    // has a bad minute.
+    app.telegram.with(|s| {
+        s.unknown_chats = vec![701];
+        s.menu_failing_chats = vec![702];
+    });
+    let app = app.restart(&[("ADMIN_USER_IDS", "700")]).await;
+    app.wait_log("a former admin's chat has no menu to reset")
+        .await;
+    app.wait_log("trying again at the next start").await;
+    let asked = |app: &TestApp, chat: i64| {
+        app.telegram
+            .calls("deleteMyCommands")
+            .iter()
+            .filter(|c| c.params["scope"]["chat_id"] == chat)
+            .count()
+    };
+    assert_eq!(asked(&app, 701), 1, "given up at the first 400");
+    assert!(asked(&app, 702) >= 1);
+    // The next start: Telegram is fine again; only 702 is asked, for both menus.
+    app.terminate();
+    app.wait_exit(Duration::from_secs(10)).await;
+    let before = (asked(&app, 701), asked(&app, 702));
+    app.telegram.with(|s| s.menu_failing_chats.clear());
+    let app = app.restart(&[("ADMIN_USER_IDS", "700")]).await;
+    assert_eq!(asked(&app, 701), before.0, "701 is not asked again");
+    assert_eq!(asked(&app, 702), before.1 + 2, "both of 702's menus reset");
+    // And then nobody is left to ask.
+    app.terminate();
+    app.wait_exit(Duration::from_secs(10)).await;
+    let app = app.restart(&[("ADMIN_USER_IDS", "700")]).await;
+    assert_eq!(
+        (asked(&app, 701), asked(&app, 702)),
+        (before.0, before.1 + 2)
+    );
+}
+
+#[tokio::test]
 async fn bot_language_forces_one_language_for_everyone() {
     let app = Spawn::default().env("BOT_LANGUAGE", "ru").start().await;
     app.send_text_in(1, 511, "/help", "en").await;

@@ -121,9 +121,17 @@ pub(super) fn answer(s: &mut TelegramState, method: &str, params: &Value) -> Res
         }
         "sendDocument" | "sendPhoto" => ok(json!({"message_id": s.calls.len() + 1, "date": 0,
             "chat": {"id": params["chat_id"], "type": "private"}})),
-        "sendChatAction" | "setMyCommands" | "deleteMyCommands" | "deleteWebhook" => {
+        "setMyCommands" | "deleteMyCommands" => {
+            let chat = params["scope"]["chat_id"].as_i64();
+            if chat.is_some_and(|c| s.unknown_chats.contains(&c)) {
+                return fail(400, "Bad Request: chat not found");
+            }
+            if chat.is_some_and(|c| s.menu_failing_chats.contains(&c)) {
+                return fail(502, "Bad Gateway");
+            }
             ok(json!(true))
         }
+        "sendChatAction" | "deleteWebhook" => ok(json!(true)),
         "setWebhook" => {
             s.webhook = json!({"url": params["url"], "has_custom_certificate": false, "pending_update_count": 0,
                 "allowed_updates": params["allowed_updates"], "max_connections": 40});

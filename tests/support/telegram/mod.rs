@@ -69,6 +69,11 @@ pub struct TelegramState {
     pub reject_rich: Option<String>,
     /// When set, each sendMessage waits for a permit from it before it is answered.
     pub hold_messages: Option<Arc<tokio::sync::Semaphore>>,
+    /// Chats Telegram does not know (the user never opened the bot): a command menu scoped to
+    /// one answers 400 "chat not found".
+    pub unknown_chats: Vec<i64>,
+    /// Command menus scoped to these chats answer 502 (Telegram having a bad minute).
+    pub menu_failing_chats: Vec<i64>,
     /// sendMessage requests being answered right now, and the most there ever were.
     pub messages_in_flight: usize,
     pub max_messages_in_flight: usize,
