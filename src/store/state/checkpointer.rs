@@ -34,12 +34,10 @@ use rusqlite::hooks::Wal;
 use tokio::sync::mpsc::WeakUnboundedSender;
 use tokio::sync::oneshot;
 
-use super::{Command, SWEEP_EVERY};
+use super::Command;
 
 /// The shortest time between two passes.
 const PASS_EVERY: Duration = Duration::from_millis(100);
-/// How often an idle writer is woken, so its sweep ([`SWEEP_EVERY`]) is never much late.
-const NUDGE_EVERY: Duration = Duration::from_secs(SWEEP_EVERY.as_secs() / 10);
 /// How long after the inbox empties the WAL is truncated. Not at once: the truncation syncs
 /// both files (about 2.5 ms here) and holds the WAL meanwhile, and the next message often
 /// comes within milliseconds of the last answer (the user's queued one, another user's):
@@ -86,17 +84,18 @@ struct Shared {
 
 impl Checkpointer {
     /// Starts the thread with `conn`, a connection of its own to the database; it also nudges
-    /// the writer through `writer` now and then, so an idle one still sweeps.
+    /// the writer through `writer` every `nudge_every`, so an idle one still sweeps.
     pub(super) fn start(
         conn: Connection,
         writer: WeakUnboundedSender<Command>,
+        nudge_every: Duration,
     ) -> std::io::Result<Checkpointer> {
         let shared = Arc::new(Shared::default());
         let thread = thread::Builder::new()
             .name("state-checkpoint".into())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || run(&conn, &shared, &writer)
+                move || run(&conn, &shared, &writer, nudge_every)
             })?;
         Ok(Checkpointer {
             shared,
@@ -138,14 +137,19 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, shared: &Shared, writer: &WeakUnboundedSender<Command>) {
+fn run(
+    conn: &Connection,
+    shared: &Shared,
+    writer: &WeakUnboundedSender<Command>,
+    nudge_every: Duration,
+) {
     let mut next_pass = Instant::now();
     let mut truncate_at: Option<Instant> = None;
-    let mut next_nudge = Instant::now() + NUDGE_EVERY;
+    let mut next_nudge = Instant::now() + nudge_every;
     while !shared.stop.load(Ordering::Acquire) {
         let now = Instant::now();
         if now >= next_nudge {
-            next_nudge = now + NUDGE_EVERY;
+            next_nudge = now + nudge_every;
             if let Some(writer) = writer.upgrade() {
                 // An empty batch: the writer looks at its upkeep (the sweep) after it.
                 let (reply, _) = oneshot::channel();
@@ -177,7 +181,7 @@ fn run(conn: &Connection, shared: &Shared, writer: &WeakUnboundedSender<Command>
             };
         }
         // Woken by the writer or by `drop`; the timeouts bound the waits.
-        let mut wake = Instant::now() + Duration::from_secs(1);
+        let mut wake = (Instant::now() + Duration::from_secs(1)).min(next_nudge);
         if shared.wrote.load(Ordering::Acquire) {
             wake = wake.min(next_pass);
         }

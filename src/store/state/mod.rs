@@ -155,6 +155,16 @@ impl StateStore {
         busy_timeout: Duration,
         synchronous: Synchronous,
     ) -> Result<Self, StateError> {
+        Self::open_sweeping(path, busy_timeout, synchronous, SWEEP_EVERY)
+    }
+
+    /// [`StateStore::open`], sweeping every `sweep_every` (its tests: in milliseconds).
+    fn open_sweeping(
+        path: &Path,
+        busy_timeout: Duration,
+        synchronous: Synchronous,
+        sweep_every: Duration,
+    ) -> Result<Self, StateError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StateError::Directory(dir.display().to_string(), e))?;
@@ -180,11 +190,11 @@ impl StateStore {
         let (tx, rx) = mpsc::unbounded_channel();
         // The checkpoint thread also wakes an idle writer now and then for its sweep; it holds
         // no handle, so the writer still ends with the last one.
-        let checkpointer =
-            Checkpointer::start(checkpoints, tx.downgrade()).map_err(thread_error)?;
+        let checkpointer = Checkpointer::start(checkpoints, tx.downgrade(), sweep_every / 10)
+            .map_err(thread_error)?;
         std::thread::Builder::new()
             .name("state-writer".into())
-            .spawn(move || Writer::new(conn, checkpointer).run(rx))
+            .spawn(move || Writer::new(conn, checkpointer, sweep_every).run(rx))
             .map_err(thread_error)?;
         Ok(StateStore { tx })
     }

@@ -119,6 +119,42 @@ async fn expired_values_are_erased_from_the_file_not_only_hidden() {
 }
 
 #[tokio::test]
+async fn an_idle_writer_still_sweeps_expired_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let sweep = Duration::from_millis(200);
+    let store =
+        StateStore::open_sweeping(&path, Duration::from_secs(1), Synchronous::Normal, sweep)
+            .unwrap();
+    store
+        .put("hist", Some("words-of-a-chat"), Some(sweep))
+        .await
+        .unwrap();
+    store.put("conv", Some("conv_1"), None).await.unwrap();
+    // From here on nobody asks the writer anything: only the checkpoint thread's nudge wakes
+    // it for its next sweep, after the value has expired.
+    let raw = Connection::open(&path).unwrap();
+    let keys = || -> Vec<String> {
+        raw.prepare("SELECT key FROM user_state ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while keys() != ["conv"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there: {:?}",
+            keys()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(store);
+}
+
+#[tokio::test]
 async fn a_kept_copy_follows_the_shared_value_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(dir.path());

@@ -9,13 +9,13 @@ use tokio::sync::mpsc;
 use super::checkpointer;
 use crate::store::transaction::in_transaction;
 
-use super::{
-    BATCH_MAX, Checkpointer, Command, InboxRow, Reply, SEEN_FOR, SWEEP_EVERY, StateError, now_ms,
-};
+use super::{BATCH_MAX, Checkpointer, Command, InboxRow, Reply, SEEN_FOR, StateError, now_ms};
 
 /// The thread that owns the connection.
 pub(super) struct Writer {
     conn: Connection,
+    /// How often old `seen` ids and expired values are swept ([`super::SWEEP_EVERY`] in service).
+    sweep_every: Duration,
     last_sweep: Instant,
     /// Whether rows were deleted since the inbox was last found empty.
     dirty: bool,
@@ -66,10 +66,11 @@ fn clone_error(error: &StateError) -> StateError {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, checkpointer: Checkpointer) -> Self {
+    pub(super) fn new(conn: Connection, checkpointer: Checkpointer, sweep_every: Duration) -> Self {
         Writer {
             conn,
-            last_sweep: Instant::now() - SWEEP_EVERY,
+            sweep_every,
+            last_sweep: Instant::now() - sweep_every,
             dirty: false,
             checkpointer: Some(checkpointer),
         }
@@ -128,7 +129,7 @@ impl Writer {
     /// Sweeps old `seen` ids now and then, and has the WAL truncated once the inbox is empty so
     /// the text of handled updates does not stay in it.
     fn upkeep(&mut self) {
-        if self.last_sweep.elapsed() >= SWEEP_EVERY {
+        if self.last_sweep.elapsed() >= self.sweep_every {
             self.last_sweep = Instant::now();
             let now = now_ms();
             let before = now - SEEN_FOR.as_millis() as i64;
