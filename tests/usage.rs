@@ -124,6 +124,7 @@ async fn an_answer_late_for_its_deadline_is_cancelled_upstream_and_its_usage_rec
             "its model, for its price"
         );
         assert_eq!(app.openai.with(|s| s.cancelled.len()), 1, "{streaming}");
+        app.wait_metrics(&["subgpt_answers_cut_off_total 1"]).await;
         app.wait_log("not complete within ANSWER_DEADLINE_SECS")
             .await;
         // Streamed, what came is sent first, marked as cut off; then the apology.

@@ -157,6 +157,7 @@ impl App {
                     chars = partial.text.chars().count(),
                     "the answer was cut off"
                 );
+                metrics::counter!("subgpt_answers_cut_off_total").increment(1);
                 self.record_usage(user, text, &partial);
                 if !partial.text.trim().is_empty() {
                     let note = t(self.lang(user), "cut_off", &[]);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::live::{Follow, LATE, follow, stop};
+use super::live::{Follow, LATE, follow, interrupted};
 use super::{ConversationError, UserState};
 use crate::config::ConversationConfig;
 use crate::openai::chat::{ChatMessage, ChatRequest};
@@ -90,7 +90,7 @@ impl ChatConversations {
         let request = self.request(&mut history, text);
         let asked = self.api.chat_completion(&request);
         let Ok(completion) = tokio::time::timeout_at(until, asked).await else {
-            return stop(&self.api, None, String::new(), LATE.into()).await;
+            return Err(interrupted(String::new(), LATE.into()));
         };
         let completion = completion?;
         let answer = completion

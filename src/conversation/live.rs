@@ -156,7 +156,7 @@ pub(super) async fn stop(
     Err(ConversationError::Interrupted { partial, reason })
 }
 
-fn interrupted(text: String, reason: String) -> ConversationError {
+pub(super) fn interrupted(text: String, reason: String) -> ConversationError {
     ConversationError::Interrupted {
         partial: Reply {
             text,
