@@ -97,19 +97,53 @@ async fn a_reply_without_usage_is_recorded_as_an_estimate_with_a_warning() {
         .await;
 }
 
+/// The app of the late-answer tests: `ANSWER_DEADLINE_SECS=2`, and an answer that takes 8 s
+/// (sixteen pieces, one every 500 ms; unstreamed in chat mode, nothing for 8 s).
+async fn late_answer(mode: &str, streaming: &str) -> TestApp {
+    let app = Spawn::default()
+        .env("OPENAI_API_MODE", mode)
+        .env("ANSWER_DEADLINE_SECS", "2")
+        .env("STREAMING", streaming)
+        .start()
+        .await;
+    app.openai
+        .answer_with(|_| "A long and winding answer that takes its time.".into());
+    app.openai.with(|s| match (mode, streaming) {
+        ("chat", "off") => s.delay = Duration::from_secs(8),
+        _ => s.token_every = Duration::from_millis(500),
+    });
+    app
+}
+
+/// The user's messages once the late answer was cut off: streamed, what came (marked as cut
+/// off), then the apology; otherwise the apology alone. Cut in the answer's own time, not by
+/// the dispatcher's backstop.
+async fn cut_off(app: &TestApp, user: i64, streaming: &str) -> Vec<String> {
+    app.wait_log("not complete within ANSWER_DEADLINE_SECS")
+        .await;
+    let texts = app
+        .wait_messages(user, if streaming == "on" { 2 } else { 1 })
+        .await;
+    if streaming == "on" {
+        assert!(texts[0].starts_with("A long"), "{texts:?}");
+        assert!(texts[0].contains("cut off"), "{texts:?}");
+    }
+    assert!(
+        texts.last().unwrap().contains("reference:"),
+        "{streaming}: {texts:?}"
+    );
+    eventually("the update is finished", Duration::from_secs(10), || {
+        app.inbox_len() == 0
+    })
+    .await;
+    assert!(!app.logs().contains("ran past ANSWER_DEADLINE_SECS"));
+    texts
+}
+
 #[tokio::test]
 async fn an_answer_late_for_its_deadline_is_cancelled_upstream_and_its_usage_recorded() {
     for streaming in ["on", "off"] {
-        let app = Spawn::default()
-            .env("ANSWER_DEADLINE_SECS", "2")
-            .env("STREAMING", streaming)
-            .start()
-            .await;
-        // Sixteen pieces, one every 500 ms: eight seconds to write, the deadline is two.
-        app.openai
-            .answer_with(|_| "A long and winding answer that takes its time.".into());
-        app.openai
-            .with(|s| s.token_every = Duration::from_millis(500));
+        let app = late_answer("responses", streaming).await;
         app.send_text(1, 304, "slow").await;
         let rows = wait_rows(&app, 1).await;
         // What OpenAI reports for the cancelled response (the fake: the input it read).
@@ -125,64 +159,20 @@ async fn an_answer_late_for_its_deadline_is_cancelled_upstream_and_its_usage_rec
         );
         assert_eq!(app.openai.with(|s| s.cancelled.len()), 1, "{streaming}");
         app.wait_metrics(&["subgpt_answers_cut_off_total 1"]).await;
-        app.wait_log("not complete within ANSWER_DEADLINE_SECS")
-            .await;
-        // Streamed, what came is sent first, marked as cut off; then the apology.
-        let texts = app
-            .wait_messages(304, if streaming == "on" { 2 } else { 1 })
-            .await;
-        if streaming == "on" {
-            assert!(texts[0].starts_with("A long"), "{texts:?}");
-            assert!(texts[0].contains("cut off"), "{texts:?}");
-        }
-        assert!(
-            texts.last().unwrap().contains("reference:"),
-            "{streaming}: {texts:?}"
-        );
-        // Cut in the answer's own time, not by the dispatcher's backstop.
-        eventually("the update is finished", Duration::from_secs(10), || {
-            app.inbox_len() == 0
-        })
-        .await;
-        assert!(!app.logs().contains("ran past ANSWER_DEADLINE_SECS"));
+        cut_off(&app, 304, streaming).await;
     }
 }
 
 #[tokio::test]
 async fn a_chat_answer_late_for_its_deadline_is_cut_off_and_its_usage_estimated() {
     for streaming in ["on", "off"] {
-        let app = Spawn::default()
-            .env("OPENAI_API_MODE", "chat")
-            .env("ANSWER_DEADLINE_SECS", "2")
-            .env("STREAMING", streaming)
-            .start()
-            .await;
-        // Unstreamed, nothing comes for 8 s; streamed, a piece every 500 ms for 8 s.
-        app.openai
-            .answer_with(|_| "A long and winding answer that takes its time.".into());
-        app.openai.with(|s| match streaming {
-            "on" => s.token_every = Duration::from_millis(500),
-            _ => s.delay = Duration::from_secs(8),
-        });
+        let app = late_answer("chat", streaming).await;
         app.send_text(1, 305, "slow").await;
         // The connection is closed (no cancel to ask for); what was spent is estimated.
         let rows = wait_rows(&app, 1).await;
         assert!(rows[0].3 > 0, "{streaming}");
         app.wait_log("recording an estimate").await;
-        app.wait_log("not complete within ANSWER_DEADLINE_SECS")
-            .await;
-        let texts = app
-            .wait_messages(305, if streaming == "on" { 2 } else { 1 })
-            .await;
-        assert!(
-            texts.last().unwrap().contains("reference:"),
-            "{streaming}: {texts:?}"
-        );
-        eventually("the update is finished", Duration::from_secs(10), || {
-            app.inbox_len() == 0
-        })
-        .await;
-        assert!(!app.logs().contains("ran past ANSWER_DEADLINE_SECS"));
+        cut_off(&app, 305, streaming).await;
     }
 }
 

@@ -97,7 +97,13 @@ async fn expired_values_are_erased_from_the_file_not_only_hidden() {
     std::thread::sleep(Duration::from_millis(5));
     // Reopened (a restart): the sweep runs at the first idle moment, after this first batch.
     let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
-    let raw = Connection::open(&path).unwrap();
+    wait_for_keys(&path, &["conv"], Some(&store)).await;
+}
+
+/// Waits (10 s at most) until the file's `user_state` holds `expected` only, read with a
+/// connection of its own; `poke`, when given, is sent an empty batch each time round.
+async fn wait_for_keys(path: &std::path::Path, expected: &[&str], poke: Option<&StateStore>) {
+    let raw = Connection::open(path).unwrap();
     let keys = || -> Vec<String> {
         raw.prepare("SELECT key FROM user_state ORDER BY key")
             .unwrap()
@@ -107,13 +113,15 @@ async fn expired_values_are_erased_from_the_file_not_only_hidden() {
             .unwrap()
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while keys() != ["conv"] {
+    while keys() != expected {
         assert!(
             std::time::Instant::now() < deadline,
             "still there: {:?}",
             keys()
         );
-        store.ping().await.unwrap();
+        if let Some(store) = poke {
+            store.ping().await.unwrap();
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -133,24 +141,7 @@ async fn an_idle_writer_still_sweeps_expired_values() {
     store.put("conv", Some("conv_1"), None).await.unwrap();
     // From here on nobody asks the writer anything: only the checkpoint thread's nudge wakes
     // it for its next sweep, after the value has expired.
-    let raw = Connection::open(&path).unwrap();
-    let keys = || -> Vec<String> {
-        raw.prepare("SELECT key FROM user_state ORDER BY key")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while keys() != ["conv"] {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still there: {:?}",
-            keys()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_keys(&path, &["conv"], None).await;
     drop(store);
 }
 
