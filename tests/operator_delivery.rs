@@ -61,6 +61,19 @@ async fn webhook_set_info_delete() {
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("panicked"), "{out}");
 
+    // It needs the token only: a mistake in a variable it never reads does not stop it.
+    let (code, out) = run(base()
+        .env("ANALYTICS_TIMEZONE", "Mars/Base")
+        .env(
+            "ASSISTANT_INSTRUCTIONS_FILE",
+            "/nonexistent/instructions.md",
+        )
+        .env("USER_QUEUE_LIMIT", "many")
+        .command(&["webhook", "info"]))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Pending updates:  7"), "{out}");
+
     let (code, out) = run(base().command(&["webhook", "delete"])).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(telegram.calls("deleteWebhook").len(), 1);

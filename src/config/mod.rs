@@ -110,7 +110,15 @@ impl Config {
         purpose: Purpose,
     ) -> Result<Config, ConfigError> {
         let v = Vars(vars);
-        let usage = UsageConfig::read(&v)?;
+        // `webhook` reads only Telegram's part and the server's (SPEC §3: it needs the bot
+        // token alone); the other parts keep their defaults, so a mistake in a variable it
+        // never uses (say, ANALYTICS_TIMEZONE) does not stop it.
+        let none = HashMap::new();
+        let rest = match purpose {
+            Purpose::Webhook | Purpose::WebhookSet => Vars(&none),
+            Purpose::Serve | Purpose::Bot => Vars(vars),
+        };
+        let usage = UsageConfig::read(&rest)?;
         let prices = match purpose {
             Purpose::Serve | Purpose::Bot => Prices::load(usage.prices_file.as_deref())
                 .map_err(|e| problem("MODEL_PRICES_FILE", e.to_string()))?,
@@ -119,13 +127,13 @@ impl Config {
         Ok(Config {
             telegram: TelegramConfig::from_vars(&v)?,
             server: ServerConfig::from_vars(&v, purpose)?,
-            openai: OpenAiConfig::from_vars(&v, purpose)?,
-            conversation: ConversationConfig::from_vars(&v)?,
-            gate: GateConfig::from_vars(&v)?,
-            kv: KvConfig::from_vars(&v)?,
+            openai: OpenAiConfig::from_vars(&rest, purpose)?,
+            conversation: ConversationConfig::from_vars(&rest)?,
+            gate: GateConfig::from_vars(&rest)?,
+            kv: KvConfig::from_vars(&rest)?,
             usage,
-            state: StateConfig::read(&v)?,
-            bot: BotConfig::from_vars(&v)?,
+            state: StateConfig::read(&rest)?,
+            bot: BotConfig::from_vars(&rest)?,
             prices: Arc::new(prices),
             rust_log: v.get("RUST_LOG").map(str::to_string),
             log_format: match v.or("LOG_FORMAT", "pretty") {
@@ -240,6 +248,19 @@ mod tests {
                 Config::from_vars(&v, Purpose::Serve).unwrap_err().var,
                 var,
                 "{var}={value}"
+            );
+            // `webhook` reads Telegram's and the server's variables only.
+            let webhooks = [
+                "WEBHOOK_SECRET",
+                "BIND_ADDR",
+                "TELEGRAM_BOT_TOKEN",
+                "STREAMING",
+                "TELEGRAM_RICH_MESSAGES",
+            ];
+            assert_eq!(
+                Config::from_vars(&v, Purpose::Webhook).is_ok(),
+                !webhooks.contains(&var),
+                "webhook: {var}={value}"
             );
         }
     }
