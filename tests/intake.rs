@@ -209,7 +209,8 @@ async fn a_full_queue_is_told_once_and_other_users_are_not_slowed() {
 #[tokio::test]
 async fn a_membership_change_applies_at_once_even_with_the_users_queue_full() {
     let app = Spawn::default().env("USER_QUEUE_LIMIT", "1").start().await;
-    app.openai.with(|s| s.delay = Duration::from_secs(5));
+    // "a" is answered only when the test says so.
+    app.openai.hold();
     app.send_text(1, 13, "a").await;
     let openai = app.openai.clone();
     eventually("the first is at OpenAI", Duration::from_secs(10), || {
@@ -227,7 +228,7 @@ async fn a_membership_change_applies_at_once_even_with_the_users_queue_full() {
         "nothing answered yet"
     );
     assert_eq!(app.openai.with(|s| s.in_flight), 1);
-    app.openai.with(|s| s.delay = Duration::ZERO);
+    app.openai.release();
     // "a" was past the gate already; "b" meets the cache that knows the user left, though
     // Telegram (stale) still says member.
     let texts = app.wait_messages(13, 2).await;

@@ -71,8 +71,8 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn the_ack_does_not_wait_for_openai() {
     let app = TestApp::spawn().await;
-    // Long enough for a second "typing…" (4 s in) with room to spare on a busy machine.
-    app.openai.with(|s| s.delay = Duration::from_millis(5500));
+    // The model answers when the test says so.
+    app.openai.hold();
     app.send_text(10, 7, "slow question").await;
     // The 200 came back; OpenAI is still working and nothing was answered yet.
     eventually(
@@ -82,6 +82,11 @@ async fn the_ack_does_not_wait_for_openai() {
     )
     .await;
     assert!(app.telegram.sent_texts(7).is_empty());
+    eventually("a second typing…", Duration::from_secs(10), || {
+        app.telegram.calls("sendChatAction").len() == 2
+    })
+    .await;
+    app.openai.release();
     let texts = app.wait_messages(7, 1).await;
     assert_eq!(texts[0], "Echo: slow question");
     // "typing…" at once and again about 4 s later, while the model works.

@@ -21,7 +21,7 @@ pub struct Frame {
 }
 
 /// How a stream is sent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Pace {
     /// The first text is not sent before this.
     pub first: Instant,
@@ -33,6 +33,13 @@ pub struct Pace {
     pub stall_after: Option<usize>,
     /// After this many pieces of text, the connection breaks.
     pub drop_after: Option<usize>,
+    /// The first text also waits until this turns false (the fake OpenAI's hold).
+    pub held: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Waits until `held` turns (or is) false; at once if its sender is gone.
+pub async fn released(mut held: tokio::sync::watch::Receiver<bool>) {
+    let _ = held.wait_for(|held| !*held).await;
 }
 
 /// The answer cut into pieces of three characters, as a model's tokens would come.
@@ -138,7 +145,7 @@ pub fn chat_frames(model: &Value, text: &str, usage: Option<Value>) -> Vec<Frame
 }
 
 /// A `text/event-stream` body sending `frames` at `pace`.
-pub fn body(frames: Vec<Frame>, pace: Pace) -> Body {
+pub fn body(frames: Vec<Frame>, mut pace: Pace) -> Body {
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         let mut deltas = 0usize;
@@ -164,6 +171,9 @@ pub fn body(frames: Vec<Frame>, pace: Pace) -> Body {
                 // the pieces go out back to back, as the fake's latency alone promises.
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
+                }
+                if let Some(held) = pace.held.take() {
+                    released(held).await;
                 }
                 deltas += 1;
             }

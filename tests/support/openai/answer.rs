@@ -44,6 +44,8 @@ pub(super) async fn serve_answer(
         (s.delay, failure, Arc::clone(&s.answer))
     };
     tokio::time::sleep(delay).await;
+    let held = state.lock().held.subscribe();
+    super::sse::released(held).await;
     state.lock().in_flight -= 1;
     if let Some(status) = failure {
         return Err(error(

@@ -68,6 +68,7 @@ pub(super) async fn create_background_response(
             chunk: s.chunk_bytes,
             stall_after: s.stall_after_pieces,
             drop_after: s.drop_after_pieces.take(),
+            held: Some(s.held.subscribe()),
         };
         s.streams.insert(id.clone(), (done.clone(), ready));
         s.inputs_of.insert(id.clone(), input.clone());
@@ -78,6 +79,8 @@ pub(super) async fn create_background_response(
         let (state, id, done) = (Arc::clone(&state), id.clone(), done.clone());
         tokio::spawn(async move {
             tokio::time::sleep(finished.saturating_duration_since(Instant::now())).await;
+            let held = state.lock().held.subscribe();
+            super::sse::released(held).await;
             let mut s = state.lock();
             if !s.cancelled.contains(&id) {
                 s.responses.insert(id, done);
@@ -122,6 +125,7 @@ pub(super) async fn get_response(
             chunk: s.chunk_bytes,
             stall_after: None,
             drop_after: None,
+            held: Some(s.held.subscribe()),
         };
         return sse(super::sse::body(frames, pace));
     }

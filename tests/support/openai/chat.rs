@@ -57,6 +57,8 @@ pub(super) async fn chat_completion(
             chunk: s.chunk_bytes,
             stall_after: s.stall_after_pieces,
             drop_after: s.drop_after_pieces.take(),
+            // `serve_answer` has waited for the hold already.
+            held: None,
         };
         return sse(super::sse::body(frames, pace));
     }

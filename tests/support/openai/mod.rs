@@ -107,6 +107,9 @@ pub struct OpenAiState {
     pub resumed_after: Vec<Option<u64>>,
     /// Background responses: the finished response and when its text starts.
     streams: HashMap<String, (Value, Instant)>,
+    /// While true, every answer waits (after `delay`) until it turns false:
+    /// [`FakeOpenAi::hold`] and [`FakeOpenAi::release`].
+    pub held: tokio::sync::watch::Sender<bool>,
     /// Background responses: the input each answers.
     inputs_of: HashMap<String, String>,
     next_id: u64,
@@ -174,6 +177,7 @@ impl FakeOpenAi {
             resumed_after: Vec::new(),
             streams: HashMap::new(),
             inputs_of: HashMap::new(),
+            held: tokio::sync::watch::Sender::new(false),
             next_id: 1,
         }));
         let router = Router::new()
@@ -195,6 +199,17 @@ impl FakeOpenAi {
     /// Answers every input with `f(input)`.
     pub fn answer_with(&self, f: impl Fn(&str) -> String + Send + Sync + 'static) {
         self.state.lock().answer = Arc::new(f);
+    }
+
+    /// Answers from now on wait until [`FakeOpenAi::release`] (answers already sent are not
+    /// taken back): a test decides when the model is done, instead of guessing a delay.
+    pub fn hold(&self) {
+        self.with(|s| s.held.send_replace(true));
+    }
+
+    /// Lets every held answer go on.
+    pub fn release(&self) {
+        self.with(|s| s.held.send_replace(false));
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&mut OpenAiState) -> R) -> R {
