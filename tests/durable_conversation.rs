@@ -60,23 +60,18 @@ async fn a_chat_history_written_back_to_redis_keeps_its_time_to_live() {
     app.send_text(1, 56, "one").await;
     app.wait_messages(56, 1).await;
     assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
-    // Read (and written back from state.db) before the answer is stored again: the history
-    // may not stay in Redis for ever in between.
-    app.openai.with(|s| s.delay = Duration::from_secs(2));
+    // Read (and written back from state.db) before the answer is stored again: the answer is
+    // held while the test looks, since the history may not stay in Redis for ever in between.
+    app.openai.hold();
     app.send_text(2, 56, "two").await;
-    let openai = app.openai.clone();
-    eventually(
-        "the answer is being asked for",
-        Duration::from_secs(10),
-        || openai.with(|s| s.in_flight) == 1,
-    )
-    .await;
+    app.openai.wait_in_flight(1).await;
     let key = "subgpt:123456:hist:56";
     let ttl: i64 = redis.cli(&["TTL", key]).parse().unwrap();
     assert!(
         ttl > 3000 && ttl <= 3600,
         "written back with a time to live, not {ttl}"
     );
+    app.openai.release();
     assert_eq!(app.wait_messages(56, 2).await[1], "Echo: two");
 }
 

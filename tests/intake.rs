@@ -281,11 +281,7 @@ async fn after_a_long_outage_an_old_message_is_given_up_but_paid_answers_and_mem
     app.openai.with(|s| s.delay = Duration::from_secs(3));
     app.send_text(1, 22, "an hour ago").await;
     app.send_text(2, 23, "paid for").await;
-    let openai = app.openai.clone();
-    eventually("OpenAI is working on both", Duration::from_secs(10), || {
-        openai.with(|s| s.in_flight) == 2
-    })
-    .await;
+    app.openai.wait_in_flight(2).await;
     app.kill().await;
     let looked_up = app.openai.with(|s| s.response_gets);
     // The process stayed down for an hour (ANSWER_DEADLINE_SECS is 300). The first message

@@ -12,12 +12,10 @@ use support::*;
 #[tokio::test]
 async fn sigterm_finishes_answers_in_flight_and_refuses_new_updates() {
     let app = TestApp::spawn().await;
-    app.openai.with(|s| s.delay = Duration::from_secs(2));
+    // The answer is held until the drain has been seen to wait for it.
+    app.openai.hold();
     app.send_text(1, 70, "in flight").await;
-    eventually("OpenAI to be asked", Duration::from_secs(5), || {
-        app.openai.with(|s| s.in_flight) == 1
-    })
-    .await;
+    app.openai.wait_in_flight(1).await;
     app.terminate();
     // From the moment shutdown starts, the webhook says 503 so Telegram re-delivers later.
     eventually("the drain to start", Duration::from_secs(5), || {
@@ -30,6 +28,7 @@ async fn sigterm_finishes_answers_in_flight_and_refuses_new_updates() {
         1,
         "the answer is still in flight"
     );
+    app.openai.release();
     let status = app.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(status.code(), Some(0), "{}", app.logs());
     assert_eq!(app.telegram.sent_texts(70), vec!["Echo: in flight"]);

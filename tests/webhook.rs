@@ -75,12 +75,7 @@ async fn the_ack_does_not_wait_for_openai() {
     app.openai.hold();
     app.send_text(10, 7, "slow question").await;
     // The 200 came back; OpenAI is still working and nothing was answered yet.
-    eventually(
-        "OpenAI to receive the request",
-        Duration::from_secs(5),
-        || app.openai.with(|s| s.in_flight) == 1,
-    )
-    .await;
+    app.openai.wait_in_flight(1).await;
     assert!(app.telegram.sent_texts(7).is_empty());
     eventually("a second typing…", Duration::from_secs(10), || {
         app.telegram.calls("sendChatAction").len() == 2

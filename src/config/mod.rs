@@ -119,11 +119,9 @@ impl Config {
             Purpose::Serve | Purpose::Bot => Vars(vars),
         };
         let usage = UsageConfig::read(&rest)?;
-        let prices = match purpose {
-            Purpose::Serve | Purpose::Bot => Prices::load(usage.prices_file.as_deref())
-                .map_err(|e| problem("MODEL_PRICES_FILE", e.to_string()))?,
-            Purpose::Webhook | Purpose::WebhookSet => Prices::built_in(),
-        };
+        // `webhook` has no price file in `rest`: the built-in table.
+        let prices = Prices::load(usage.prices_file.as_deref())
+            .map_err(|e| problem("MODEL_PRICES_FILE", e.to_string()))?;
         Ok(Config {
             telegram: TelegramConfig::from_vars(&v)?,
             server: ServerConfig::from_vars(&v, purpose)?,

@@ -212,6 +212,18 @@ impl FakeOpenAi {
         self.with(|s| s.held.send_replace(false));
     }
 
+    /// Waits (10 s at most) until `n` answers are being served at once.
+    pub async fn wait_in_flight(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.with(|s| s.in_flight) != n {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} answer(s) in flight at the fake OpenAI"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn with<R>(&self, f: impl FnOnce(&mut OpenAiState) -> R) -> R {
         f(&mut self.state.lock())
     }
