@@ -282,6 +282,23 @@ async fn after_a_long_outage_an_old_message_is_given_up_but_paid_answers_and_mem
     app.send_text(1, 22, "an hour ago").await;
     app.send_text(2, 23, "paid for").await;
     app.openai.wait_in_flight(2).await;
+    // The fake has the request before the service has recorded its response id.
+    eventually(
+        "the response id is recorded",
+        Duration::from_secs(10),
+        || {
+            rusqlite::Connection::open(app.dir.path().join("data/state.db"))
+                .and_then(|c| {
+                    c.query_row(
+                        "SELECT response_id IS NOT NULL FROM inbox WHERE update_id = 2",
+                        [],
+                        |r| r.get::<_, bool>(0),
+                    )
+                })
+                .unwrap_or(false)
+        },
+    )
+    .await;
     app.kill().await;
     let looked_up = app.openai.with(|s| s.response_gets);
     // The process stayed down for an hour (ANSWER_DEADLINE_SECS is 300). The first message
