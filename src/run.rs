@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
-use crate::bot::{self, App, BotService};
+use crate::bot::{self, App, BotService, Settler};
 use crate::config::Config;
 use crate::conversation::{Conversations, UserState};
 use crate::gate::{Gate, GateLayer};
@@ -158,11 +158,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     bot::register_menus(&telegram, &config, &state).await;
 
+    let openai = crate::openai::OpenAi::new(&config.openai);
     let conversations = Conversations::new(
         &config.conversation,
-        crate::openai::OpenAi::new(&config.openai),
+        openai.clone(),
         UserState::new(kv.clone(), state.clone()),
         config.kv_namespace(),
+    );
+    let settler = Settler::new(
+        openai,
+        state.clone(),
+        usage.clone(),
+        config.conversation.settle_after,
     );
     let reply = Replier::new(telegram.clone(), &config.telegram);
     let app = Arc::new(App {
@@ -171,6 +178,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         reply: reply.clone(),
         conversations,
         usage: usage.clone(),
+        settler: settler.clone(),
     });
     let gate = Arc::new(Gate::new(
         config.gate.clone(),
@@ -184,6 +192,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .service(BotService::new(app));
     let tracker = TaskTracker::new();
     let stopping = CancellationToken::new();
+    // Answers cut off before a restart are settled too; the drain waits for a look under way.
+    tracker.spawn(settler.run(stopping.clone()));
     let locks = UserLocks::new(kv.clone(), config.kv_namespace(), &instance_id(&config));
     let limits = Limits {
         queue: config.bot.user_queue_limit,

@@ -149,7 +149,11 @@ async fn a_draft_flood_widens_the_gap_and_the_answer_still_arrives() {
 async fn a_stalled_stream_sends_what_came_and_the_apology_in_both_modes() {
     const ANSWER: &str = "The first part of it, and the rest.";
     for mode in ["responses", "chat"] {
-        let app = streaming_app(mode, &[("OPENAI_STREAM_IDLE_SECS", "1")]).await;
+        let quick = [
+            ("OPENAI_STREAM_IDLE_SECS", "1"),
+            ("OPENAI_SETTLE_AFTER_SECS", "1"),
+        ];
+        let app = streaming_app(mode, &quick).await;
         app.openai.answer_with(|_| ANSWER.into());
         // Twelve pieces, one every 500 ms: still being written upstream when the stream has
         // been silent for a second after the fourth.
@@ -165,7 +169,7 @@ async fn a_stalled_stream_sends_what_came_and_the_apology_in_both_modes() {
         assert!(texts[1].contains("reference:"), "{mode}: {texts:?}");
         app.wait_log("no event from OpenAI for 1 s").await;
         // The tokens were spent and are recorded: in `responses` mode the background response
-        // is cancelled, and OpenAI's usage for it recorded; a chat stream has no usage to ask
+        // is cancelled, and OpenAI's usage for it recorded once settled; a chat stream has no usage to ask
         // for once closed, so an estimate is recorded, with a warning.
         let db = app.db_path();
         let tokens = || {

@@ -104,6 +104,8 @@ async fn late_answer(mode: &str, streaming: &str) -> TestApp {
         .env("OPENAI_API_MODE", mode)
         .env("ANSWER_DEADLINE_SECS", "2")
         .env("STREAMING", streaming)
+        // Responses mode: the cancelled response's usage is recorded once OpenAI settles it.
+        .env("OPENAI_SETTLE_AFTER_SECS", "1")
         .start()
         .await;
     app.openai

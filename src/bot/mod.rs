@@ -2,9 +2,11 @@
 //! intake delivers and the gate lets through.
 
 mod menu;
+mod settle;
 mod usage;
 
 pub use menu::{menu, register_menus};
+pub use settle::Settler;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub struct App {
     pub reply: Replier,
     pub conversations: Conversations,
     pub usage: UsageStore,
+    /// Keeps cut-off answers' usage until OpenAI says how their responses ended.
+    pub settler: Settler,
 }
 
 /// The bot as a service over updates that passed the gate.
@@ -149,7 +153,11 @@ impl App {
                 self.record_usage(user, text, &reply);
                 self.reply.answer(chat, &reply.text).await;
             }
-            Err(ConversationError::Interrupted { partial, reason }) => {
+            Err(ConversationError::Interrupted {
+                partial,
+                reason,
+                unsettled,
+            }) => {
                 let reference = reference_id();
                 tracing::error!(
                     reason,
@@ -158,7 +166,13 @@ impl App {
                     "the answer was cut off"
                 );
                 metrics::counter!("subgpt_answers_cut_off_total").increment(1);
-                self.record_usage(user, text, &partial);
+                match unsettled {
+                    Some(id) => {
+                        let row = self.usage_row(user, text, &partial);
+                        self.settler.hold(&id, row).await;
+                    }
+                    None => self.record_usage(user, text, &partial),
+                }
                 if !partial.text.trim().is_empty() {
                     let note = t(self.lang(user), "cut_off", &[]);
                     let cut = format!("{}\n\n{note}", partial.text.trim_end());

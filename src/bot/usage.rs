@@ -4,7 +4,7 @@ use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::App;
-use crate::openai::Reply;
+use crate::openai::{Reply, TokenUsage};
 use crate::prices::usd_text;
 use crate::store::usage::{UsageRow, dense_daily_tokens};
 use crate::telegram::User;
@@ -62,10 +62,31 @@ fn stored(n: Option<u64>) -> Option<i64> {
     n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
+/// Puts what the upstream reported into `row`: the breakdown and the model, and the total
+/// when there is one (else the row keeps its own). The cost is left to the usage writer, which
+/// prices the row by its model and tokens.
+pub(super) fn with_usage(row: &mut UsageRow, usage: &TokenUsage, model: Option<&str>) {
+    if let Some(total) = stored(usage.total_tokens()) {
+        row.tokens_used = total;
+    }
+    row.input_tokens = stored(usage.input);
+    row.output_tokens = stored(usage.output);
+    row.cached_input_tokens = stored(usage.cached_input);
+    row.reasoning_tokens = stored(usage.reasoning);
+    row.model = model.map(str::to_string);
+    row.cost_micro_usd = None;
+}
+
 impl App {
     /// Hands the answer's usage to the usage writer (which prices it); never waits, never
     /// fails the answer.
     pub(super) fn record_usage(&self, user: &User, question: &str, reply: &Reply) {
+        self.usage
+            .record_in_background(self.usage_row(user, question, reply));
+    }
+
+    /// The usage row of an answer: the tokens the upstream reported, else an estimate.
+    pub(super) fn usage_row(&self, user: &User, question: &str, reply: &Reply) -> UsageRow {
         let usage = reply.usage.unwrap_or_default();
         let tokens = usage.total_tokens().unwrap_or_else(|| {
             let estimate = estimate_tokens(question) + estimate_tokens(&reply.text);
@@ -76,18 +97,15 @@ impl App {
             metrics::counter!("subgpt_usage_missing_total").increment(1);
             estimate
         });
-        self.usage.record_in_background(UsageRow {
+        let mut row = UsageRow {
             user_id: user.id,
             username: user.display_name(),
             request_date: today(self.config.usage.timezone),
             tokens_used: i64::try_from(tokens).unwrap_or(i64::MAX),
-            input_tokens: stored(usage.input),
-            output_tokens: stored(usage.output),
-            cached_input_tokens: stored(usage.cached_input),
-            reasoning_tokens: stored(usage.reasoning),
-            model: reply.model.clone(),
-            cost_micro_usd: None,
-        });
+            ..UsageRow::default()
+        };
+        with_usage(&mut row, &usage, reply.model.as_deref());
+        row
     }
 
     /// The refusal when `user` has used up today's allowance; `None` when they may go on.

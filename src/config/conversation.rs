@@ -30,6 +30,9 @@ pub struct ConversationConfig {
     pub stream_idle: Duration,
     /// The most one answer may take (`ANSWER_DEADLINE_SECS`).
     pub answer_deadline: Duration,
+    /// Responses mode: how long after a cut-off answer OpenAI is first asked how its response
+    /// ended, for the usage to record (`OPENAI_SETTLE_AFTER_SECS`).
+    pub settle_after: Duration,
 }
 
 impl ConversationConfig {
@@ -78,6 +81,10 @@ impl ConversationConfig {
                 n => Duration::from_secs(n),
             },
             answer_deadline: answer_deadline(v)?,
+            settle_after: match v.number("OPENAI_SETTLE_AFTER_SECS", 60)? {
+                0 => return Err(problem("OPENAI_SETTLE_AFTER_SECS", "must be at least 1")),
+                n => Duration::from_secs(n),
+            },
         })
     }
 }

@@ -208,6 +208,7 @@ mod tests {
         assert!(!c.telegram.rich_messages);
         assert_eq!(c.bot.language, BotLanguage::Auto);
         assert_eq!(c.usage.prices_file, None);
+        assert_eq!(c.conversation.settle_after, Duration::from_secs(60));
     }
 
     #[test]
@@ -238,6 +239,7 @@ mod tests {
             ("STREAMING", "yes"),
             ("TELEGRAM_RICH_MESSAGES", "1"),
             ("BOT_LANGUAGE", "de"),
+            ("OPENAI_SETTLE_AFTER_SECS", "0"),
         ] {
             let mut v = base();
             v.push((var, value));

@@ -80,11 +80,14 @@ pub(super) async fn follow(
             None => "the stream ended before the answer was complete".to_string(),
             Some(Err(e @ OpenAiError::Http { .. })) => e.to_string(),
             // OpenAI said it failed, or sent what cannot be read: not worth asking again.
-            Some(Err(e)) => return Err(interrupted(text, e.to_string())),
+            Some(Err(e)) => {
+                let upstream = how.receipt.and(id.as_deref());
+                return stop(how.api, upstream, text, e.to_string()).await;
+            }
         };
-        let resumable = how.receipt.is_some() && resumes < MAX_RESUMES;
-        let Some(response) = id.as_deref().filter(|_| resumable) else {
-            return Err(interrupted(text, broke));
+        let upstream = how.receipt.and(id.as_deref());
+        let Some(response) = upstream.filter(|_| resumes < MAX_RESUMES) else {
+            return stop(how.api, upstream, text, broke).await;
         };
         resumes += 1;
         let after = stream.last_sequence();
@@ -96,7 +99,10 @@ pub(super) async fn follow(
         );
         stream = match how.api.resume_response(response, after, how.limit).await {
             Ok(resumed) => resumed,
-            Err(e) => return Err(interrupted(text, format!("{broke}; resuming failed: {e}"))),
+            Err(e) => {
+                let why = format!("{broke}; resuming failed: {e}");
+                return stop(how.api, Some(response), text, why).await;
+            }
         };
     }
 }
@@ -104,11 +110,12 @@ pub(super) async fn follow(
 /// Why an answer still coming at the update's `answer_by` is cut off.
 pub(super) const LATE: &str = "the answer was not complete within ANSWER_DEADLINE_SECS";
 
-/// An answer given up on (silent too long, or not in by the update's `answer_by`), `text`
-/// what came of it so far. A background response (`id`, in `responses` mode) is cancelled
-/// first, so that OpenAI stops writing (and billing) an answer nobody will see. If OpenAI says
-/// it had completed after all, that answer is returned whole; otherwise it is cut off, with
-/// the usage OpenAI reports for it.
+/// An answer given up on (silent too long, broken, or not in by the update's `answer_by`),
+/// `text` what came of it so far. A background response (`id`, in `responses` mode) is
+/// cancelled first, so that OpenAI stops writing (and billing) an answer nobody will see. If
+/// OpenAI says it had completed after all, that answer is returned whole; otherwise it is cut
+/// off, with the usage OpenAI reports for it so far, and the response is left to be settled:
+/// only a later look tells how it really ended.
 pub(super) async fn stop(
     api: &OpenAi,
     id: Option<&str>,
@@ -153,7 +160,11 @@ pub(super) async fn stop(
             ),
         }
     }
-    Err(ConversationError::Interrupted { partial, reason })
+    Err(ConversationError::Interrupted {
+        partial,
+        reason,
+        unsettled: id.map(str::to_string),
+    })
 }
 
 pub(super) fn interrupted(text: String, reason: String) -> ConversationError {
@@ -164,5 +175,6 @@ pub(super) fn interrupted(text: String, reason: String) -> ConversationError {
             model: None,
         },
         reason,
+        unsettled: None,
     }
 }

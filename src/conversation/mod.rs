@@ -28,9 +28,15 @@ pub enum ConversationError {
     /// The response ended without an answer (failed, cancelled, or nothing in it).
     #[error("no answer from OpenAI: {0}")]
     NoAnswer(String),
-    /// A streamed answer stopped before its end; `partial` holds the text that arrived.
+    /// An answer stopped before its end; `partial` holds the text that arrived. `unsettled`:
+    /// the background response (cancelled, or given up on) whose final usage only OpenAI can
+    /// tell later, since it may still have finished, or gone on when the cancel failed.
     #[error("the answer was cut off: {reason}")]
-    Interrupted { partial: Reply, reason: String },
+    Interrupted {
+        partial: Reply,
+        reason: String,
+        unsettled: Option<String>,
+    },
 }
 
 /// The conversations in the mode configured. Cheap to clone.

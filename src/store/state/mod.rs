@@ -28,6 +28,7 @@ const MIGRATION_SLICE: &[M<'static>] = &[
     M::up(include_str!(
         "../../../migrations/state/0002_inbox_without_user_index.sql"
     )),
+    M::up(include_str!("../../../migrations/state/0003_unsettled.sql")),
 ];
 
 /// The state database's embedded migrations, in order.
@@ -86,6 +87,16 @@ pub struct InboxRow {
     pub response_id: Option<String>,
 }
 
+/// A cut-off answer's usage row, kept until OpenAI says how its response ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsettled {
+    pub response_id: String,
+    /// The usage row as far as it is known, JSON.
+    pub usage_row: String,
+    /// How many times OpenAI was asked already.
+    pub looks: u32,
+}
+
 type Reply<T> = oneshot::Sender<Result<T, StateError>>;
 
 enum Command {
@@ -128,6 +139,26 @@ enum Command {
     Ping {
         reply: Reply<()>,
     },
+    /// Keeps a cut-off answer's usage row until OpenAI settles it.
+    Unsettle {
+        item: Unsettled,
+        due_at: i64,
+        reply: Reply<()>,
+    },
+    Due {
+        now: i64,
+        limit: usize,
+        reply: Reply<Vec<Unsettled>>,
+    },
+    Later {
+        response_id: String,
+        due_at: i64,
+        reply: Reply<()>,
+    },
+    Settled {
+        response_id: String,
+        reply: Reply<()>,
+    },
 }
 
 impl Command {
@@ -135,7 +166,10 @@ impl Command {
     fn writes(&self) -> bool {
         !matches!(
             self,
-            Command::Pending { .. } | Command::Get { .. } | Command::Ping { .. }
+            Command::Pending { .. }
+                | Command::Get { .. }
+                | Command::Ping { .. }
+                | Command::Due { .. }
         )
     }
 }
@@ -276,6 +310,41 @@ impl StateStore {
         }
     }
 
+    /// Keeps `item` until [`StateStore::settled`]; [`StateStore::due`] hands it out from `due`.
+    pub async fn unsettle(&self, item: Unsettled, due: SystemTime) -> Result<(), StateError> {
+        let due_at = unix_ms(due);
+        self.ask(|reply| Command::Unsettle {
+            item,
+            due_at,
+            reply,
+        })
+        .await
+    }
+
+    /// Up to `limit` kept items whose time has come, the longest due first.
+    pub async fn due(&self, limit: usize) -> Result<Vec<Unsettled>, StateError> {
+        let now = now_ms();
+        self.ask(|reply| Command::Due { now, limit, reply }).await
+    }
+
+    /// Counts one more look at `response_id`, and hands it out again from `due`.
+    pub async fn later(&self, response_id: &str, due: SystemTime) -> Result<(), StateError> {
+        let (response_id, due_at) = (response_id.to_string(), unix_ms(due));
+        self.ask(|reply| Command::Later {
+            response_id,
+            due_at,
+            reply,
+        })
+        .await
+    }
+
+    /// Forgets `response_id`: its usage is recorded.
+    pub async fn settled(&self, response_id: &str) -> Result<(), StateError> {
+        let response_id = response_id.to_string();
+        self.ask(|reply| Command::Settled { response_id, reply })
+            .await
+    }
+
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StateError> {
         self.ask(|reply| Command::Ping { reply }).await
@@ -297,8 +366,11 @@ fn rewrite_with_small_pages(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Now, as the inbox stores times: unix milliseconds.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    unix_ms(SystemTime::now())
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }

@@ -64,6 +64,59 @@ async fn inbox_dedups_orders_counts_and_forgets() {
 }
 
 #[tokio::test]
+async fn unsettled_rows_come_due_in_order_are_put_off_and_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(dir.path());
+    let now = SystemTime::now();
+    let item = |id: &str| Unsettled {
+        response_id: id.into(),
+        usage_row: format!("{{\"id\":\"{id}\"}}"),
+        looks: 0,
+    };
+    store
+        .unsettle(item("resp_b"), now - Duration::from_secs(1))
+        .await
+        .unwrap();
+    store
+        .unsettle(item("resp_a"), now - Duration::from_secs(2))
+        .await
+        .unwrap();
+    store
+        .unsettle(item("resp_later"), now + Duration::from_secs(3600))
+        .await
+        .unwrap();
+    // The longest due first; one not due yet is not handed out; the limit holds.
+    assert_eq!(
+        store.due(10).await.unwrap(),
+        vec![item("resp_a"), item("resp_b")]
+    );
+    assert_eq!(store.due(1).await.unwrap(), vec![item("resp_a")]);
+    // Put off: counted, and not due until its new time.
+    store
+        .later("resp_a", now + Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(store.due(10).await.unwrap(), vec![item("resp_b")]);
+    store
+        .later("resp_b", now - Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(store.due(10).await.unwrap()[0].looks, 1);
+    store.settled("resp_b").await.unwrap();
+    assert!(store.due(10).await.unwrap().is_empty());
+    // Kept across a reopen.
+    drop(store);
+    let store = open_in(dir.path());
+    store.later("resp_later", now).await.unwrap();
+    let due = store.due(10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].response_id.as_str(), due[0].looks),
+        ("resp_later", 1)
+    );
+}
+
+#[tokio::test]
 async fn user_state_expires_and_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(dir.path());

@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 use super::checkpointer;
 use crate::store::transaction::in_transaction;
 
-use super::{BATCH_MAX, Checkpointer, Command, InboxRow, Reply, SEEN_FOR, StateError, now_ms};
+use super::{
+    BATCH_MAX, Checkpointer, Command, InboxRow, Reply, SEEN_FOR, StateError, Unsettled, now_ms,
+};
 
 /// The thread that owns the connection.
 pub(super) struct Writer {
@@ -30,6 +32,7 @@ enum Answer {
     Unit(Reply<()>),
     Rows(Reply<Vec<InboxRow>>, Vec<InboxRow>),
     Value(Reply<Option<String>>, Option<String>),
+    Unsettled(Reply<Vec<Unsettled>>, Vec<Unsettled>),
     /// Nobody is waiting.
     Nothing,
 }
@@ -43,6 +46,7 @@ impl Answer {
             Answer::Unit(r) => drop(r.send(Ok(()))),
             Answer::Rows(r, v) => drop(r.send(Ok(v))),
             Answer::Value(r, v) => drop(r.send(Ok(v))),
+            Answer::Unsettled(r, v) => drop(r.send(Ok(v))),
             Answer::Nothing => {}
         }
     }
@@ -55,6 +59,7 @@ impl Answer {
             Answer::Unit(r) => drop(r.send(Err(e()))),
             Answer::Rows(r, _) => drop(r.send(Err(e()))),
             Answer::Value(r, _) => drop(r.send(Err(e()))),
+            Answer::Unsettled(r, _) => drop(r.send(Err(e()))),
             Answer::Nothing => {}
         }
     }
@@ -252,6 +257,55 @@ fn apply(tx: &Connection, command: Command) -> Result<Answer, StateError> {
             Answer::Nothing
         }
         Command::Ping { reply } => Answer::Unit(reply),
+        Command::Unsettle {
+            item,
+            due_at,
+            reply,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO unsettled (response_id, usage_row, due_at, looks)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                item.response_id,
+                item.usage_row,
+                due_at,
+                item.looks
+            ])?;
+            Answer::Unit(reply)
+        }
+        Command::Due { now, limit, reply } => {
+            let items = tx
+                .prepare_cached(
+                    "SELECT response_id, usage_row, looks FROM unsettled
+                     WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2",
+                )?
+                .query_map(params![now, limit as i64], |r| {
+                    Ok(Unsettled {
+                        response_id: r.get(0)?,
+                        usage_row: r.get(1)?,
+                        looks: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Answer::Unsettled(reply, items)
+        }
+        Command::Later {
+            response_id,
+            due_at,
+            reply,
+        } => {
+            tx.prepare_cached(
+                "UPDATE unsettled SET looks = looks + 1, due_at = ?2 WHERE response_id = ?1",
+            )?
+            .execute(params![response_id, due_at])?;
+            Answer::Unit(reply)
+        }
+        Command::Settled { response_id, reply } => {
+            tx.prepare_cached("DELETE FROM unsettled WHERE response_id = ?1")?
+                .execute([response_id])?;
+            Answer::Unit(reply)
+        }
     })
 }
 

@@ -1,7 +1,7 @@
 //! The rows the usage store takes and the summaries it gives back.
 
 use chrono::NaiveDate;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Serialises millionths of a dollar as dollars (`cost_usd`): a number, or null when unknown.
 fn micro_usd_as_usd<S: Serializer>(micro: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -12,8 +12,9 @@ fn micro_usd_as_usd<S: Serializer>(micro: &Option<i64>, s: S) -> Result<S::Ok, S
 }
 
 /// One answered message: who asked, on which day (in `ANALYTICS_TIMEZONE`), how many tokens,
-/// and (when the upstream said) their breakdown, the model and the cost.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// and (when the upstream said) their breakdown, the model and the cost. Serialised only to
+/// wait in the state database for a cut-off answer's final figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRow {
     /// Telegram user id.
     pub user_id: i64,

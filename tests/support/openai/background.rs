@@ -85,6 +85,8 @@ pub(super) async fn create_background_response(
             if !s.cancelled.contains(&id) {
                 s.responses.insert(id, done);
                 s.in_flight -= 1;
+            } else if s.completes_despite_cancel {
+                s.responses.insert(id, done);
             }
         });
     }
@@ -148,6 +150,13 @@ pub(super) async fn cancel_response(
         return error(401, "Incorrect API key provided");
     }
     let mut s = state.lock();
+    s.cancel_calls += 1;
+    if let Some(status) = s.cancel_fails {
+        return error(
+            status,
+            "The server had an error while processing your request.",
+        );
+    }
     let Some(response) = s.responses.get(&id).cloned() else {
         return error(404, &format!("Response with id '{id}' not found."));
     };

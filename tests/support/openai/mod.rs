@@ -93,6 +93,13 @@ pub struct OpenAiState {
     pub response_gets: usize,
     /// The ids `POST /responses/{id}/cancel` stopped while they were still running.
     pub cancelled: Vec<String>,
+    /// `POST /responses/{id}/cancel` calls, answered or not.
+    pub cancel_calls: usize,
+    /// `POST /responses/{id}/cancel` fails with this status, and the response goes on.
+    pub cancel_fails: Option<u16>,
+    /// A cancelled background response still completes at its time, and then shows as
+    /// `completed`, with its whole usage (as reported of OpenAI's, see `bot/settle.rs`).
+    pub completes_despite_cancel: bool,
     /// Streams: the wait between two pieces of text (the first comes after `delay`).
     pub token_every: Duration,
     /// Streams: bytes per body chunk (small, so lines and characters are split).
@@ -119,6 +126,12 @@ impl OpenAiState {
     /// Forgets every conversation, as if OpenAI had deleted them.
     pub fn forget_conversations(&mut self) {
         self.conversations.clear();
+    }
+
+    /// Forgets every response, as if OpenAI had expired them: `GET /responses/{id}` is 404.
+    pub fn forget_responses(&mut self) {
+        self.responses.clear();
+        self.streams.clear();
     }
 
     /// The ids of the conversations OpenAI knows.
@@ -169,6 +182,9 @@ impl FakeOpenAi {
             responses: HashMap::new(),
             response_gets: 0,
             cancelled: Vec::new(),
+            cancel_calls: 0,
+            cancel_fails: None,
+            completes_despite_cancel: false,
             token_every: Duration::ZERO,
             chunk_bytes: 7,
             stall_after_pieces: None,
