@@ -83,8 +83,7 @@ async fn a_failed_cancel_leaves_the_usage_to_openais_final_figures() {
     assert!(app.openai.with(|s| s.cancel_calls) >= 2);
     app.wait_metrics(&[r#"subgpt_cut_off_usage_recorded_total{outcome="settled"} 1"#])
         .await;
-    // Settled once: nothing more comes.
-    app.wait_log("settled the cut-off answer's usage").await;
+    // Settled once: nothing is left to look at, and no second row comes.
     eventually("nothing left to settle", Duration::from_secs(10), || {
         unsettled(&app) == 0
     })
@@ -145,4 +144,37 @@ fn unsettled(app: &TestApp) -> i64 {
     Connection::open(app.dir.path().join("data/state.db"))
         .and_then(|c| c.query_row("SELECT count(*) FROM unsettled", [], |r| r.get(0)))
         .unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_for_good_has_its_response_cancelled_and_settled() {
+    let app = Spawn::default()
+        .env("STREAMING", "on")
+        .env("OPENAI_SETTLE_AFTER_SECS", "1")
+        .env("OPENAI_RETRY_BASE_MS", "10")
+        .start()
+        .await;
+    app.openai.answer_with(|_| ANSWER.into());
+    // Sixteen pieces, one every 500 ms; the stream breaks after the second, and by then
+    // OpenAI no longer finds the response to resume (nor to cancel): it still runs, and
+    // completes 8 s in.
+    app.openai.with(|s| {
+        s.token_every = Duration::from_millis(500);
+        s.drop_after_pieces = Some(2);
+    });
+    app.openai.hold();
+    app.send_text(1, 404, "breaks").await;
+    app.openai.wait_in_flight(1).await;
+    app.openai.with(|s| s.forget_responses());
+    app.openai.release();
+    let texts = app.wait_messages(404, 2).await;
+    assert!(texts[0].contains("cut off"), "{texts:?}");
+    assert!(texts[1].contains("reference:"), "{texts:?}");
+    // Asked to stop, instead of being left to run (and bill) to its end.
+    assert_eq!(app.openai.with(|s| s.cancel_calls), 1);
+    app.wait_log("could not cancel the response upstream").await;
+    let rows = wait_rows(&app, 1).await;
+    assert!(rows[0].0 > 0, "{rows:?}");
+    app.wait_log("cannot settle the cut-off answer's usage")
+        .await;
 }
