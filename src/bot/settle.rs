@@ -138,12 +138,16 @@ impl Settler {
                 return self.forget(id).await;
             }
         };
-        let look = match tokio::time::timeout(LOOK_WAIT, self.look(id, &row)).await {
-            Ok(look) => look,
-            Err(_) => Look::Again(format!(
-                "no answer from OpenAI in {} s",
+        let asked = tokio::time::timeout(LOOK_WAIT, self.look(id, &row));
+        let late = || {
+            Look::Again(format!(
+                "OpenAI did not answer in {} s",
                 LOOK_WAIT.as_secs()
-            )),
+            ))
+        };
+        let look = tokio::select! {
+            look = asked => look.unwrap_or_else(|_| late()),
+            _ = stopping.cancelled() => return,
         };
         let looks = item.looks + 1;
         let (record, outcome) = match look {
