@@ -39,6 +39,15 @@ async fn main() {
         let every = Duration::from_millis(ms.parse().expect("milliseconds"));
         openai.with(|s| s.token_every = every);
     }
+    // `POST /responses/{id}/cancel` fails with this status, and the response goes on.
+    if let Ok(status) = std::env::var("FAKE_OPENAI_CANCEL_FAILS") {
+        let status: u16 = status.parse().expect("an HTTP status");
+        openai.with(|s| s.cancel_fails = Some(status));
+    }
+    // A cancelled response still completes at its time (and then shows as `completed`).
+    if std::env::var_os("FAKE_OPENAI_COMPLETES_DESPITE_CANCEL").is_some() {
+        openai.with(|s| s.completes_despite_cancel = true);
+    }
     println!("TELEGRAM_API_URL={}", telegram.url);
     println!("TELEGRAM_BOT_TOKEN={}", telegram::TOKEN);
     println!("OPENAI_BASE_URL={}", openai.url);
@@ -58,9 +67,11 @@ async fn main() {
         seen = calls.len();
     }
     println!(
-        "{} Telegram calls, {} OpenAI answers, {} cancelled",
+        "{} Telegram calls, {} OpenAI answers, {} cancelled ({} cancel calls), {} response looks",
         seen,
         openai.request_count(),
-        openai.with(|s| s.cancelled.len())
+        openai.with(|s| s.cancelled.len()),
+        openai.with(|s| s.cancel_calls),
+        openai.with(|s| s.response_gets)
     );
 }

@@ -125,6 +125,8 @@ impl ChatConversations {
             idle: self.idle,
             limit: self.limit,
             until,
+            // Nothing to cancel in chat mode: the deadline bounds no wait here.
+            deadline: until,
         };
         let reply = follow(stream, how, on_text).await?;
         self.remember(user, history, text, &reply.text).await?;

@@ -14,7 +14,8 @@ use crate::openai::{OpenAi, OpenAiError, Reply};
 
 /// How many times one answer's dropped stream is resumed before giving up.
 const MAX_RESUMES: u32 = 3;
-/// The longest wait for OpenAI to confirm a cancelled response.
+/// The longest wait for OpenAI to confirm a cancelled response (less when the update's
+/// deadline is nearer).
 const CANCEL_WAIT: Duration = Duration::from_secs(3);
 
 /// What the follower needs to know.
@@ -30,6 +31,9 @@ pub(super) struct Follow<'a> {
     pub limit: Duration,
     /// When the answer must be in ([`Receipt::answer_by`]).
     pub until: Instant,
+    /// When the update is cut off ([`Receipt::deadline`]): a cancel waits for part of what
+    /// is left.
+    pub deadline: Instant,
 }
 
 /// Reads `stream` to its end; the answer, or what arrived before it broke.
@@ -51,7 +55,7 @@ pub(super) async fn follow(
                     format!("no event from OpenAI for {} s", how.idle.as_secs())
                 };
                 let upstream = how.receipt.and(id.as_deref());
-                return stop(how.api, upstream, text, why).await;
+                return stop(how.api, upstream, text, why, how.deadline).await;
             }
             Ok(event) => event,
         };
@@ -82,12 +86,12 @@ pub(super) async fn follow(
             // OpenAI said it failed, or sent what cannot be read: not worth asking again.
             Some(Err(e)) => {
                 let upstream = how.receipt.and(id.as_deref());
-                return stop(how.api, upstream, text, e.to_string()).await;
+                return stop(how.api, upstream, text, e.to_string(), how.deadline).await;
             }
         };
         let upstream = how.receipt.and(id.as_deref());
         let Some(response) = upstream.filter(|_| resumes < MAX_RESUMES) else {
-            return stop(how.api, upstream, text, broke).await;
+            return stop(how.api, upstream, text, broke, how.deadline).await;
         };
         resumes += 1;
         let after = stream.last_sequence();
@@ -101,7 +105,7 @@ pub(super) async fn follow(
             Ok(resumed) => resumed,
             Err(e) => {
                 let why = format!("{broke}; resuming failed: {e}");
-                return stop(how.api, Some(response), text, why).await;
+                return stop(how.api, Some(response), text, why, how.deadline).await;
             }
         };
     }
@@ -121,6 +125,7 @@ pub(super) async fn stop(
     id: Option<&str>,
     text: String,
     reason: String,
+    deadline: Instant,
 ) -> Result<Reply, ConversationError> {
     let mut partial = Reply {
         text,
@@ -128,7 +133,9 @@ pub(super) async fn stop(
         model: None,
     };
     if let Some(id) = id {
-        match tokio::time::timeout(CANCEL_WAIT, api.cancel_response(id)).await {
+        // Half of what is left at most: the rest is for the messages and the usage.
+        let wait = CANCEL_WAIT.min(deadline.saturating_duration_since(Instant::now()) / 2);
+        match tokio::time::timeout(wait, api.cancel_response(id)).await {
             Ok(Ok(response)) => {
                 let status = response.status.as_deref().unwrap_or("unknown");
                 let whole = response.output_text();

@@ -78,7 +78,7 @@ impl ResponsesConversations {
                 "picking up the response asked for before the restart"
             );
             let response = self.api.get_response(id).await?;
-            return self.await_answer(response, receipt.answer_by).await;
+            return self.await_answer(response, receipt).await;
         }
         self.in_conversation(user, |conversation| async move {
             self.respond(&conversation, text, receipt).await
@@ -136,6 +136,7 @@ impl ResponsesConversations {
             idle: self.idle,
             limit: self.limit,
             until: receipt.answer_by,
+            deadline: receipt.deadline,
         };
         follow(stream, how, on_text).await
     }
@@ -164,16 +165,17 @@ impl ResponsesConversations {
             // The answer still comes; only a crash before it would ask again.
             tracing::warn!(error = %e, "could not record the response id in the inbox");
         }
-        self.await_answer(response, receipt.answer_by).await
+        self.await_answer(response, receipt).await
     }
 
-    /// Looks at a background response until it ends; its answer. Still pending at `until`, it
-    /// is cancelled.
+    /// Looks at a background response until it ends; its answer. Still pending at the
+    /// receipt's `answer_by`, it is cancelled.
     async fn await_answer(
         &self,
         mut response: ResponseObject,
-        until: Instant,
+        receipt: &Receipt,
     ) -> Result<Reply, ConversationError> {
+        let until = receipt.answer_by;
         let mut wait = POLL_FIRST;
         let mut polls = 0;
         while response.is_pending() {
@@ -185,7 +187,8 @@ impl ResponsesConversations {
             }
             if Instant::now() >= until {
                 let text = response.output_text();
-                return stop(&self.api, Some(&response.id), text, LATE.into()).await;
+                let (id, late) = (Some(response.id.as_str()), LATE.into());
+                return stop(&self.api, id, text, late, receipt.deadline).await;
             }
             polls += 1;
             tokio::time::sleep_until((Instant::now() + wait).min(until)).await;

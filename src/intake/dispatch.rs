@@ -285,7 +285,8 @@ impl Dispatcher {
             );
             return self.give_up(update_id, chat, lang, &why).await;
         }
-        let answer_by = Instant::now() + budget - WRAP_UP.min(budget / 10);
+        let deadline = Instant::now() + budget;
+        let answer_by = deadline - WRAP_UP.min(budget / 10);
         let attempts = match self.state.begin(update_id).await {
             Ok(n) => n,
             Err(e) => {
@@ -304,6 +305,7 @@ impl Dispatcher {
                 update_id,
                 response_id: job.response_id,
                 answer_by,
+                deadline,
                 state: self.state.clone(),
             },
         };

@@ -32,6 +32,8 @@ pub struct Receipt {
     /// When the answer must be in: a little before the update's deadline, so that what came
     /// so far, the apology and the usage still go out before the dispatcher cuts it off.
     pub answer_by: tokio::time::Instant,
+    /// When the dispatcher cuts the update off, whatever it is doing.
+    pub deadline: tokio::time::Instant,
     state: StateStore,
 }
 
