@@ -1,5 +1,6 @@
 //! The service's own durable state in `STATE_DB_PATH`: the inbox of accepted updates, the
-//! `update_id`s seen in the last 24 h, and per-user conversation state.
+//! `update_id`s seen in the last 24 h, per-user conversation state, and the usage of cut-off
+//! answers waiting for OpenAI's final figures.
 //!
 //! One thread owns the connection. Callers queue commands; the thread runs everything that is
 //! queued in one transaction (group commit) and answers each caller after the commit, so
