@@ -18,8 +18,8 @@ use crate::openai::OpenAi;
 use crate::store::state::{StateStore, Unsettled};
 use crate::store::usage::{UsageRow, UsageStore};
 
-/// Looks at one response before its row is recorded as it stands (the waits double from
-/// `OPENAI_SETTLE_AFTER_SECS`, up to [`LONGEST_WAIT`]: about two hours with the default 60 s).
+/// The most looks at one response before its row is recorded as it stands (the waits double
+/// from `OPENAI_SETTLE_AFTER_SECS`, up to [`LONGEST_WAIT`]: about two hours with 60 s).
 const MAX_LOOKS: u32 = 8;
 /// The longest wait between two looks.
 const LONGEST_WAIT: Duration = Duration::from_secs(30 * 60);
