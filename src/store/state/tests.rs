@@ -1,6 +1,7 @@
 //! The state store against real SQLite files.
 
 use super::*;
+use rusqlite::Connection;
 
 fn row(update_id: i64, user_id: i64) -> InboxRow {
     InboxRow {
@@ -114,6 +115,46 @@ async fn unsettled_rows_come_due_in_order_are_put_off_and_forgotten() {
         (due[0].response_id.as_str(), due[0].looks),
         ("resp_later", 1)
     );
+}
+
+#[tokio::test]
+async fn a_batch_that_reads_first_still_waits_for_a_write_lock_held_elsewhere() {
+    // The checkpoint thread's WAL truncation holds the write lock for a moment; a batch that
+    // began with a read (a conversation lookup) and then wrote failed at once with "database
+    // is locked", without the busy timeout, taking every command in it down with it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = StateStore::open(&path, Duration::from_secs(1), Synchronous::Normal).unwrap();
+    store.ping().await.unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Held for 1.5 s: this write waits 1 s for it and fails; the read and the write queued
+    // behind it meanwhile form the next batch, read first.
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move { store.put("first", Some("1"), None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let read = tokio::spawn({
+        let store = store.clone();
+        async move { store.get("first").await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let write = tokio::spawn({
+        let store = store.clone();
+        async move { store.put("second", Some("2"), None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    other.execute_batch("COMMIT").unwrap();
+    // It waited its busy timeout, then failed, and its caller is told why (not "closed").
+    let failed = first.await.unwrap().unwrap_err();
+    assert!(matches!(failed, StateError::Batch(_)), "{failed:?}");
+    assert_eq!(read.await.unwrap().unwrap(), None);
+    write
+        .await
+        .unwrap()
+        .expect("waited for the lock like any write");
+    assert_eq!(store.get("second").await.unwrap().as_deref(), Some("2"));
 }
 
 #[tokio::test]

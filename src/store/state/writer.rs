@@ -103,12 +103,19 @@ impl Writer {
     fn commit(&mut self, batch: &mut Vec<Command>) {
         let mut answers = Vec::with_capacity(batch.len());
         let writes = batch.iter().any(Command::writes);
-        let result = in_transaction(&self.conn, "BEGIN", |conn| -> Result<(), StateError> {
-            for command in batch.drain(..) {
+        // A batch that writes takes the write lock at once, waiting (the busy timeout) while
+        // the checkpoint thread's truncation holds it. Begun as a read, the first write would
+        // have to upgrade the transaction, and SQLite fails that at once, without waiting.
+        let begin = if writes { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        let mut commands = batch.drain(..);
+        let result = in_transaction(&self.conn, begin, |conn| -> Result<(), StateError> {
+            for command in commands.by_ref() {
                 answers.push(apply(conn, command)?);
             }
             Ok(())
         });
+        // Not reached when the batch failed: their callers are told why, too.
+        answers.extend(commands.map(unreached));
         match result {
             Ok(()) => {
                 if let (true, Some(checkpointer)) = (writes, &self.checkpointer) {
@@ -123,7 +130,6 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, "state database write failed");
-                // The commands not reached were dropped with the batch: their callers see `Closed`.
                 for answer in answers {
                     answer.fail(&error);
                 }
@@ -172,6 +178,26 @@ impl Writer {
         if let Err(e) = checkpointer::truncate(&self.conn) {
             tracing::warn!(error = %e, "could not checkpoint the state database");
         }
+    }
+}
+
+/// The caller of a command that a failed batch did not reach, to be told the batch's error.
+fn unreached(command: Command) -> Answer {
+    match command {
+        Command::Accept { reply, .. } => Answer::Bool(reply, false),
+        Command::Begin { reply, .. } => Answer::Count(reply, 0),
+        Command::Pending { reply } => Answer::Rows(reply, Vec::new()),
+        Command::Get { reply, .. } => Answer::Value(reply, None),
+        Command::Due { reply, .. } => Answer::Unsettled(reply, Vec::new()),
+        Command::SetResponse { reply, .. }
+        | Command::Finish { reply, .. }
+        | Command::Put { reply, .. }
+        | Command::Ping { reply }
+        | Command::Unsettle { reply, .. }
+        | Command::Later { reply, .. }
+        | Command::Settled { reply, .. } => Answer::Unit(reply),
+        // A kept copy is a convenience; the shared store still has the value.
+        Command::Keep { .. } => Answer::Nothing,
     }
 }
 
