@@ -85,24 +85,14 @@ async fn a_failed_cancel_leaves_the_usage_to_openais_final_figures() {
     // Not the estimate: the response goes on upstream, and is paid for to its end.
     assert!(rows(&app).is_empty(), "{:?}", rows(&app));
     let rows = wait_rows(&app, 1).await;
-    assert_eq!(
-        rows,
-        vec![(
-            tokens_for("slow", ANSWER) as i64,
-            Some("gpt-5.4-mini".to_string())
-        )]
-    );
+    assert_eq!(rows, whole_response());
     app.wait_log("settled the cut-off answer's usage").await;
     // It was asked again to stop while it was still running.
     assert!(app.openai.with(|s| s.cancel_calls) >= 2);
     app.wait_metrics(&[r#"subgpt_cut_off_usage_recorded_total{outcome="settled"} 1"#])
         .await;
     // Settled once: nothing is left to look at, and no second row comes.
-    eventually("nothing left to settle", Duration::from_secs(10), || {
-        unsettled(&app) == 0
-    })
-    .await;
-    assert_eq!(self::rows(&app).len(), 1);
+    settled_once(&app).await;
 }
 
 #[tokio::test]
@@ -120,18 +110,11 @@ async fn a_cancelled_response_completed_after_all_is_recorded_whole_once_across_
     let rows = wait_rows(&again, 1).await;
     assert_eq!(
         rows,
-        vec![(
-            tokens_for("slow", ANSWER) as i64,
-            Some("gpt-5.4-mini".to_string())
-        )],
+        whole_response(),
         "the whole response, not the cancel's input-only figure"
     );
-    eventually("nothing left to settle", Duration::from_secs(10), || {
-        unsettled(&again) == 0
-    })
-    .await;
     // One row, and no look went unanswered.
-    assert_eq!(self::rows(&again).len(), 1);
+    settled_once(&again).await;
     assert!(!again.logs().contains("not settled yet"));
 }
 
@@ -151,6 +134,23 @@ async fn a_response_openai_does_not_know_is_recorded_as_it_stands() {
         .await;
     app.wait_metrics(&[r#"subgpt_cut_off_usage_recorded_total{outcome="unsettled"} 1"#])
         .await;
+}
+
+/// The one row of the slow answer, with the whole response's tokens and its model.
+fn whole_response() -> Vec<(i64, Option<String>)> {
+    vec![(
+        tokens_for("slow", ANSWER) as i64,
+        Some("gpt-5.4-mini".to_string()),
+    )]
+}
+
+/// Nothing is left to settle, and one usage row was recorded.
+async fn settled_once(app: &TestApp) {
+    eventually("nothing left to settle", Duration::from_secs(10), || {
+        unsettled(app) == 0
+    })
+    .await;
+    assert_eq!(rows(app).len(), 1);
 }
 
 /// Rows waiting in the state database's `unsettled` table.

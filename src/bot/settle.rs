@@ -69,22 +69,21 @@ impl Settler {
     /// Keeps `row`, the usage of the answer `response_id` was cut off from, until OpenAI
     /// settles it. If the state database cannot keep it, it is recorded now as it stands.
     pub async fn hold(&self, response_id: &str, row: UsageRow) {
-        let item = serde_json::to_string(&row).map(|usage_row| Unsettled {
-            response_id: response_id.to_string(),
-            usage_row,
-            looks: 0,
-        });
-        let kept = match item {
-            Ok(item) => {
-                let due = SystemTime::now() + self.inner.after;
-                self.inner
-                    .state
-                    .unsettle(item, due)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        };
+        let kept: Result<(), String> = async {
+            let usage_row = serde_json::to_string(&row).map_err(|e| e.to_string())?;
+            let item = Unsettled {
+                response_id: response_id.to_string(),
+                usage_row,
+                looks: 0,
+            };
+            let due = SystemTime::now() + self.inner.after;
+            self.inner
+                .state
+                .unsettle(item, due)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
         match kept {
             Ok(()) => tracing::info!(
                 response_id,
